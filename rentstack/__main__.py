@@ -1,0 +1,5 @@
+import sys
+
+from rentstack.cli import main
+
+sys.exit(main())
