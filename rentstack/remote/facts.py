@@ -1,0 +1,721 @@
+"""Host facts: what a rented host is, read with shell commands and parsed by pure functions.
+
+Each fact is a shell command string and a pure ``parse(output, exit_code)`` that turns the
+command's stdout into a typed value. Nothing here opens a connection: ``gather(run)`` takes
+any ``run(cmd) -> (exit_code, stdout)`` callable (Fabric, subprocess, a test fake), sends one
+script that prints every fact in its own delimited section, and parses the sections. One
+round trip matters on rented hosts reached through a high-latency SSH gateway.
+
+The parsers are tested on captured real output in ``tests/golden/facts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from rentstack.errors import RentstackError
+
+T = TypeVar("T")
+
+DEFAULT_DATA_DIR = "/root/autodl-tmp"
+"""AutoDL's expandable data disk; the place for weights, venvs and caches."""
+
+COMMAND_TIMEOUT_S = 20
+"""Per-command limit inside the facts script: a wedged nvidia-smi or docker daemon must not hang it."""
+
+GROW_SLACK_BYTES = 16 * 1024 * 1024
+"""A block device this much larger than its filesystem counts as 'grow the filesystem'.
+ext4/xfs round their size down to a block group or allocation unit, so a few MiB of
+difference is normal and not worth a resize."""
+
+GROW_RATIO_WITHOUT_SUPERBLOCK = 1.25
+"""Without the filesystem's own block count (dumpe2fs unavailable) compare the device with
+df's size, which excludes metadata (inode tables, journal: ~1.6 % on a 256 GiB ext4 disk,
+13 % on a 100 MiB one), so only a clearly larger device counts."""
+
+
+@dataclass(frozen=True)
+class Fact(Generic[T]):
+    """A remote read: a shell command and a pure parser of its stdout and exit code."""
+
+    name: str
+    command: str
+    parse: Callable[[str, int], T]
+
+
+# --------------------------------------------------------------------------- OS, CPU, RAM
+
+
+@dataclass(frozen=True)
+class OsRelease:
+    """Distribution from /etc/os-release."""
+
+    id: str = ""
+    version_id: str = ""
+    pretty_name: str = ""
+    codename: str = ""
+    id_like: tuple[str, ...] = ()
+
+    @property
+    def is_debian_family(self) -> bool:
+        """Debian or Ubuntu (or a derivative): the distributions host preparation knows."""
+        return self.id in ("debian", "ubuntu") or "debian" in self.id_like or "ubuntu" in self.id_like
+
+
+def parse_os_release(output: str, exit_code: int = 0) -> OsRelease:
+    """Parse /etc/os-release (shell-style KEY=value lines, values optionally quoted)."""
+    values: dict[str, str] = {}
+    for line in output.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, raw = line.partition("=")
+        try:
+            parts = shlex.split(raw)
+        except ValueError:
+            parts = [raw.strip("\"'")]
+        values[key.strip()] = parts[0] if parts else ""
+    return OsRelease(
+        id=values.get("ID", "").lower(),
+        version_id=values.get("VERSION_ID", ""),
+        pretty_name=values.get("PRETTY_NAME", ""),
+        codename=values.get("VERSION_CODENAME", "") or values.get("UBUNTU_CODENAME", ""),
+        id_like=tuple(values.get("ID_LIKE", "").lower().split()),
+    )
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPUs this process may use (nproc) and what they are (lscpu)."""
+
+    count: int = 0
+    model: str = ""
+    arch: str = ""
+    avx2: bool = False
+    avx512: bool = False
+
+
+def parse_cpu(output: str, exit_code: int = 0) -> Cpu:
+    """Parse ``nproc`` (first line) followed by ``lscpu``'s 'Key: value' lines."""
+    lines = output.splitlines()
+    count = 0
+    if lines and lines[0].strip().isdigit():
+        count = int(lines[0].strip())
+        lines = lines[1:]
+    info: dict[str, str] = {}
+    for line in lines:
+        key, sep, value = line.partition(":")
+        if sep:
+            info.setdefault(key.strip(), value.strip())
+    if not count and info.get("CPU(s)", "").isdigit():
+        count = int(info["CPU(s)"])
+    flags = set(info.get("Flags", "").split())
+    return Cpu(
+        count=count,
+        model=info.get("Model name", ""),
+        arch=info.get("Architecture", ""),
+        avx2="avx2" in flags,
+        avx512="avx512f" in flags,
+    )
+
+
+@dataclass(frozen=True)
+class Memory:
+    """RAM as the kernel reports it (/proc/meminfo), in bytes."""
+
+    total_bytes: int = 0
+    available_bytes: int = 0
+
+
+def parse_meminfo(output: str, exit_code: int = 0) -> Memory:
+    """Parse /proc/meminfo ('MemTotal:  24684096 kB')."""
+    values: dict[str, int] = {}
+    for line in output.splitlines():
+        m = re.match(r"^(\w+):\s+(\d+)(?:\s+kB)?\s*$", line)
+        if m:
+            values[m.group(1)] = int(m.group(2)) * (1024 if line.rstrip().endswith("kB") else 1)
+    return Memory(
+        total_bytes=values.get("MemTotal", 0),
+        available_bytes=values.get("MemAvailable", values.get("MemFree", 0)),
+    )
+
+
+@dataclass(frozen=True)
+class CgroupLimits:
+    """Container limits, which /proc/meminfo and nproc do not show (None = unlimited)."""
+
+    cpus: float | None = None
+    memory_bytes: int | None = None
+
+
+_UNLIMITED_MEMORY = 1 << 60  # cgroup v1 reports "no limit" as a page-rounded 2**63-1
+
+
+def parse_cgroup_limits(output: str, exit_code: int = 0) -> CgroupLimits:
+    """Parse 'path: content' lines for cgroup v2 cpu.max/memory.max or v1 cfs quota/limit."""
+    files: dict[str, str] = {}
+    for line in output.splitlines():
+        path, sep, value = line.partition(": ")
+        if sep:
+            files[path.strip().rsplit("/", 1)[-1]] = value.strip()
+    cpus: float | None = None
+    if "cpu.max" in files:
+        quota, _, period = files["cpu.max"].partition(" ")
+        if quota.isdigit() and period.isdigit() and int(period):
+            cpus = int(quota) / int(period)
+    elif files.get("cpu.cfs_quota_us", "-1").lstrip("-").isdigit() and int(files.get("cpu.cfs_quota_us", "-1")) > 0:
+        period = int(files.get("cpu.cfs_period_us", "100000") or 100000)
+        cpus = int(files["cpu.cfs_quota_us"]) / period
+    memory: int | None = None
+    raw = files.get("memory.max", files.get("memory.limit_in_bytes", ""))
+    if raw.isdigit() and int(raw) < _UNLIMITED_MEMORY:
+        memory = int(raw)
+    return CgroupLimits(cpus=cpus, memory_bytes=memory)
+
+
+# --------------------------------------------------------------------------- GPUs
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU from nvidia-smi's query interface; memory in MiB as nvidia-smi reports it."""
+
+    index: int
+    name: str
+    memory_total_mib: int
+    memory_free_mib: int | None
+    driver_version: str = ""
+
+    @property
+    def memory_total_bytes(self) -> int:
+        return self.memory_total_mib * 1024 * 1024
+
+    @property
+    def memory_free_bytes(self) -> int | None:
+        return None if self.memory_free_mib is None else self.memory_free_mib * 1024 * 1024
+
+
+def _mib(value: str) -> int | None:
+    """nvidia-smi prints '[N/A]' or '[Not Supported]' for fields a vGPU or driver lacks."""
+    value = value.strip()
+    return int(float(value)) if re.fullmatch(r"\d+(\.\d+)?", value) else None
+
+
+def parse_gpus(output: str, exit_code: int = 0) -> tuple[Gpu, ...]:
+    """Parse ``--query-gpu=index,name,memory.total,memory.free,driver_version --format=csv,noheader,nounits``.
+
+    A failing nvidia-smi (not installed: 127; AutoDL's no-GPU boot: 'couldn't communicate
+    with the NVIDIA driver'; 'No devices were found') means no GPU: an empty tuple.
+    """
+    if exit_code != 0:
+        return ()
+    gpus = []
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) < 5 or not cells[0].isdigit():
+            continue
+        # A GPU name never holds a comma today, but keep the last three columns fixed anyway.
+        name = ",".join(cells[1:-3]).strip()
+        total = _mib(cells[-3])
+        if total is None:
+            continue
+        gpus.append(Gpu(int(cells[0]), name, total, _mib(cells[-2]), cells[-1]))
+    return tuple(gpus)
+
+
+@dataclass(frozen=True)
+class NvidiaDriver:
+    """Driver and the highest CUDA version it supports, from the nvidia-smi table header."""
+
+    driver_version: str
+    cuda_version: str
+
+
+def parse_nvidia_smi_header(output: str, exit_code: int = 0) -> NvidiaDriver | None:
+    """Parse '| NVIDIA-SMI 550.54.14  Driver Version: 550.54.14  CUDA Version: 12.4 |'."""
+    if exit_code != 0:
+        return None
+    driver = re.search(r"Driver Version:\s*([0-9][\w.]*)", output)
+    cuda = re.search(r"CUDA Version:\s*([0-9][\w.]*)", output)
+    if not driver:
+        return None
+    return NvidiaDriver(driver.group(1), cuda.group(1) if cuda else "")
+
+
+# --------------------------------------------------------------------------- disks
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of ``df -B1 --output=source,fstype,size,used,avail,target``."""
+
+    source: str
+    fstype: str
+    size_bytes: int
+    used_bytes: int
+    avail_bytes: int
+    target: str
+
+
+def parse_df(output: str, exit_code: int = 0) -> tuple[Mount, ...]:
+    """Parse df's byte-sized output; the header line and unparseable lines are skipped."""
+    mounts = []
+    for line in output.splitlines():
+        cells = line.split(None, 5)
+        if len(cells) < 6 or not cells[2].isdigit():
+            continue
+        mounts.append(Mount(cells[0], cells[1], int(cells[2]), int(cells[3]), int(cells[4]), cells[5]))
+    return tuple(mounts)
+
+
+@dataclass(frozen=True)
+class BlockDevice:
+    """A block device from ``lsblk -b -J`` (children flattened into the list)."""
+
+    name: str
+    path: str
+    size_bytes: int
+    type: str
+    fstype: str | None = None
+    mountpoint: str | None = None
+    parent: str | None = None
+
+
+def parse_lsblk(output: str, exit_code: int = 0) -> tuple[BlockDevice, ...]:
+    """Parse ``lsblk -b -J -o NAME,PATH,SIZE,TYPE,FSTYPE,MOUNTPOINT`` (old lsblk: strings, no PATH)."""
+    if exit_code != 0 or not output.strip():
+        return ()
+    try:
+        data = json.loads(output)
+    except ValueError:
+        return ()
+    found: list[BlockDevice] = []
+
+    def walk(entries: list[dict[str, Any]], parent: str | None) -> None:
+        for entry in entries or []:
+            name = str(entry.get("name", ""))
+            size = entry.get("size") or 0
+            found.append(
+                BlockDevice(
+                    name=name,
+                    path=str(entry.get("path") or f"/dev/{name}"),
+                    size_bytes=int(size) if str(size).isdigit() else 0,
+                    type=str(entry.get("type", "")),
+                    fstype=entry.get("fstype"),
+                    mountpoint=entry.get("mountpoint"),
+                    parent=parent,
+                )
+            )
+            walk(entry.get("children", []), name)
+
+    walk(data.get("blockdevices", []), None)
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class DataDiskProbe:
+    """The filesystem holding the data directory, and its size as the superblock records it."""
+
+    mount: Mount | None
+    fs_bytes: int | None = None
+    """Block count x block size from dumpe2fs (ext2/3/4 only); None when unknown."""
+
+
+def parse_data_disk(output: str, exit_code: int = 0) -> DataDiskProbe:
+    """Parse the data-disk probe: df lines for the path, then 'Block count:'/'Block size:'."""
+    mounts = parse_df(output)
+    count = re.search(r"^Block count:\s*(\d+)", output, re.M)
+    size = re.search(r"^Block size:\s*(\d+)", output, re.M)
+    fs_bytes = int(count.group(1)) * int(size.group(1)) if count and size else None
+    return DataDiskProbe(mount=mounts[0] if mounts else None, fs_bytes=fs_bytes)
+
+
+@dataclass(frozen=True)
+class DataDisk:
+    """Where weights and caches go, how much room it has, and whether it can be grown in place."""
+
+    path: str
+    mount: Mount
+    device: BlockDevice | None
+    fs_bytes: int | None
+
+    @property
+    def avail_bytes(self) -> int:
+        return self.mount.avail_bytes
+
+    @property
+    def is_own_filesystem(self) -> bool:
+        """True when the data directory is a mount of its own (not a folder on /)."""
+        return self.mount.target != "/"
+
+    @property
+    def needs_grow(self) -> bool | None:
+        """True when the block device is larger than its filesystem (disk expanded in the
+        console, filesystem not yet resized); None when the device is not visible here."""
+        if self.device is None or not self.device.size_bytes:
+            return None
+        if self.fs_bytes:
+            return self.device.size_bytes - self.fs_bytes > GROW_SLACK_BYTES
+        return self.device.size_bytes > self.mount.size_bytes * GROW_RATIO_WITHOUT_SUPERBLOCK + GROW_SLACK_BYTES
+
+
+def find_device(source: str, devices: tuple[BlockDevice, ...]) -> BlockDevice | None:
+    """The lsblk entry for a df source such as /dev/vdb or /dev/loop3 (None for overlay, nfs...)."""
+    for device in devices:
+        if device.path == source:
+            return device
+    base = source.rsplit("/", 1)[-1]
+    for device in devices:
+        if source.startswith("/dev/") and device.name == base:
+            return device
+    return None
+
+
+# --------------------------------------------------------------------------- Docker
+
+
+@dataclass(frozen=True)
+class Docker:
+    """The Docker engine as ``docker info --format '{{json .}}'`` sees it."""
+
+    cli_installed: bool = False
+    reachable: bool = False
+    server_version: str = ""
+    runtimes: tuple[str, ...] = ()
+    default_runtime: str = ""
+    root_dir: str = ""
+
+
+def parse_docker_info(output: str, exit_code: int = 0) -> Docker:
+    """Parse docker info's JSON. Exit 127: no CLI. Exit 1 with empty ServerVersion: no daemon
+    (not running, or the socket is not ours)."""
+    if exit_code == 127:
+        return Docker()
+    try:
+        data = json.loads(output.strip().splitlines()[-1]) if output.strip() else {}
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    server = str(data.get("ServerVersion") or "")
+    return Docker(
+        cli_installed=True,
+        reachable=exit_code == 0 and bool(server),
+        server_version=server,
+        runtimes=tuple(sorted((data.get("Runtimes") or {}).keys())),
+        default_runtime=str(data.get("DefaultRuntime") or ""),
+        root_dir=str(data.get("DockerRootDir") or ""),
+    )
+
+
+def parse_compose_version(output: str, exit_code: int = 0) -> str | None:
+    """Parse ``docker compose version --short`` ('2.24.6', 'v2.24.6', '5.6.1'); None if absent."""
+    if exit_code != 0:
+        return None
+    m = re.search(r"v?(\d+\.\d+(?:\.\d+)?\S*)", output)
+    return m.group(1) if m else None
+
+
+def parse_command_paths(output: str, exit_code: int = 0) -> tuple[str, ...]:
+    """Parse ``command -v a b c`` output: the paths of the programs that exist."""
+    return tuple(line.strip() for line in output.splitlines() if line.strip().startswith("/"))
+
+
+# --------------------------------------------------------------------------- container, AutoDL
+
+
+@dataclass(frozen=True)
+class Container:
+    """Whether this host is itself a container, and the evidence for it."""
+
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def is_container(self) -> bool:
+        return bool(self.evidence)
+
+
+_CONTAINER_CGROUP = re.compile(r"docker|kubepods|containerd|libpod|lxc|/ecs/|garden")
+
+
+def parse_container(output: str, exit_code: int = 0) -> Container:
+    """Parse the container probe ('dockerenv: yes', 'env: container=…', 'rootfs: overlay', 'cgroup: …')."""
+    evidence: list[str] = []
+    for line in output.splitlines():
+        key, _, value = line.partition(": ")
+        value = value.strip()
+        if key == "dockerenv" and value == "yes":
+            evidence.append("/.dockerenv exists")
+        elif key == "containerenv" and value == "yes":
+            evidence.append("/run/.containerenv exists")
+        elif key == "env" and value.startswith("container="):
+            evidence.append(f"pid 1 has {value}")
+        elif key == "rootfs" and value in ("overlay", "aufs", "fuse-overlayfs"):
+            evidence.append(f"/ is {value}")
+        elif key == "cgroup" and _CONTAINER_CGROUP.search(value):
+            if not any(e.startswith("/proc/1/cgroup") for e in evidence):
+                evidence.append(f"/proc/1/cgroup names {_CONTAINER_CGROUP.search(value).group(0)}")
+    return Container(tuple(evidence))
+
+
+_AUTODL_URL = re.compile(r"""^(?:export\s+)?AutoDLService(\d+)URL=["']?([^"'\s]+)""")
+
+
+def parse_autodl_env(output: str, exit_code: int = 0) -> dict[int, str]:
+    """Parse AutoDL's custom-service URLs ('export AutoDLService6006URL="https://…"') by port."""
+    urls: dict[int, str] = {}
+    for line in output.splitlines():
+        m = _AUTODL_URL.match(line.strip())
+        if m and m.group(2):
+            urls.setdefault(int(m.group(1)), m.group(2))
+    return urls
+
+
+def parse_python_version(output: str, exit_code: int = 0) -> str | None:
+    """Parse python3's version ('3.11.2'); None when there is no python3 (fetch_weights needs it)."""
+    m = re.search(r"(\d+\.\d+(?:\.\d+)?)", output)
+    return m.group(1) if exit_code == 0 and m else None
+
+
+# --------------------------------------------------------------------------- the facts
+
+
+OS = Fact("os", "cat /etc/os-release", parse_os_release)
+CPU = Fact("cpu", "nproc; LC_ALL=C lscpu", parse_cpu)
+MEMORY = Fact("memory", "cat /proc/meminfo", parse_meminfo)
+CGROUP = Fact(
+    "cgroup",
+    "for f in /sys/fs/cgroup/cpu.max /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us "
+    "/sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+    'do [ -r "$f" ] && echo "$f: $(cat "$f")"; done; true',
+    parse_cgroup_limits,
+)
+GPUS = Fact(
+    "gpus",
+    "nvidia-smi --query-gpu=index,name,memory.total,memory.free,driver_version --format=csv,noheader,nounits",
+    parse_gpus,
+)
+NVIDIA_DRIVER = Fact("nvidia_driver", "nvidia-smi", parse_nvidia_smi_header)
+MOUNTS = Fact("mounts", "df -B1 --output=source,fstype,size,used,avail,target", parse_df)
+BLOCK_DEVICES = Fact(
+    "block_devices",
+    # util-linux before 2.33 has no PATH column; parse_lsblk derives /dev/NAME then.
+    "lsblk -b -J -o NAME,PATH,SIZE,TYPE,FSTYPE,MOUNTPOINT 2>/dev/null || lsblk -b -J -o NAME,SIZE,TYPE,FSTYPE,MOUNTPOINT",
+    parse_lsblk,
+)
+DOCKER = Fact("docker", "command -v docker >/dev/null || exit 127; docker info --format '{{json .}}'", parse_docker_info)
+COMPOSE = Fact("compose", "docker compose version --short", parse_compose_version)
+NVIDIA_TOOLKIT = Fact(
+    "nvidia_toolkit",
+    "command -v nvidia-container-runtime nvidia-ctk nvidia-container-runtime-hook; true",
+    parse_command_paths,
+)
+CONTAINER = Fact(
+    "container",
+    "[ -e /.dockerenv ] && echo 'dockerenv: yes'; [ -e /run/.containerenv ] && echo 'containerenv: yes'; "
+    "tr '\\0' '\\n' < /proc/1/environ 2>/dev/null | grep '^container=' | sed 's/^/env: /'; "
+    "awk '$2==\"/\" {print \"rootfs: \" $3; exit}' /proc/mounts; "
+    "sed 's/^/cgroup: /' /proc/1/cgroup; true",
+    parse_container,
+)
+AUTODL = Fact(
+    "autodl",
+    "cat /etc/profile.d/autodl.env.sh 2>/dev/null; env | grep '^AutoDLService'; true",
+    parse_autodl_env,
+)
+PYTHON = Fact("python", "python3 -c 'import sys; print(sys.version.split()[0])'", parse_python_version)
+
+
+def data_disk_fact(path: str = DEFAULT_DATA_DIR) -> Fact[DataDiskProbe]:
+    """The filesystem that holds ``path``, plus its ext4 superblock size when readable."""
+    p = shlex.quote(path)
+    command = (
+        f"df -B1 --output=source,fstype,size,used,avail,target -- {p} || exit 1; "
+        f"src=$(df --output=source -- {p} | tail -n 1); "
+        'dumpe2fs -h -- "$src" 2>/dev/null | grep -E "^Block (count|size):"; true'
+    )
+    return Fact("data_disk", command, parse_data_disk)
+
+
+STATIC_FACTS: tuple[Fact[Any], ...] = (
+    OS, CPU, MEMORY, CGROUP, GPUS, NVIDIA_DRIVER, MOUNTS, BLOCK_DEVICES,
+    DOCKER, COMPOSE, NVIDIA_TOOLKIT, CONTAINER, AUTODL, PYTHON,
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- aggregate
+
+Runner = Literal["compose", "native"]
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """Everything provisioning needs to know about a host, from one round trip."""
+
+    os: OsRelease = field(default_factory=OsRelease)
+    cpu: Cpu = field(default_factory=Cpu)
+    memory: Memory = field(default_factory=Memory)
+    cgroup: CgroupLimits = field(default_factory=CgroupLimits)
+    gpus: tuple[Gpu, ...] = ()
+    nvidia_driver: NvidiaDriver | None = None
+    mounts: tuple[Mount, ...] = ()
+    block_devices: tuple[BlockDevice, ...] = ()
+    data_disk: DataDisk | None = None
+    docker: Docker = field(default_factory=Docker)
+    compose_version: str | None = None
+    nvidia_toolkit: tuple[str, ...] = ()
+    container: Container = field(default_factory=Container)
+    autodl_urls: Mapping[int, str] = field(default_factory=dict)
+    python_version: str | None = None
+
+    @property
+    def cpu_only(self) -> bool:
+        """No usable GPU: AutoDL's no-GPU boot, or a CPU machine. Download yes, serve GPU tiers no."""
+        return not self.gpus
+
+    @property
+    def effective_cpus(self) -> float:
+        """CPUs actually available: nproc, capped by a cgroup CPU quota."""
+        count = float(self.cpu.count or 1)
+        return min(count, self.cgroup.cpus) if self.cgroup.cpus else count
+
+    @property
+    def effective_memory_bytes(self) -> int:
+        """RAM actually available: MemTotal, capped by a cgroup memory limit (meminfo ignores it)."""
+        total = self.memory.total_bytes
+        return min(total, self.cgroup.memory_bytes) if self.cgroup.memory_bytes else total
+
+    @property
+    def docker_usable(self) -> bool:
+        """An engine answers and Compose v2 is there: what the compose runner needs."""
+        return self.docker.reachable and self.compose_version is not None
+
+    @property
+    def runner(self) -> Runner:
+        """'compose' where Docker answers (or can be installed: a VM); 'native' in a container
+        without Docker (AutoDL), where Docker cannot run."""
+        if self.docker.reachable:
+            return "compose"
+        return "native" if self.container.is_container else "compose"
+
+    @property
+    def needs_docker_install(self) -> bool:
+        """A VM (not a container) whose Docker engine or Compose plugin is missing."""
+        return self.runner == "compose" and not self.docker_usable
+
+    @property
+    def nvidia_container_ready(self) -> bool:
+        """Docker can hand GPUs to containers: the NVIDIA toolkit is installed or registered."""
+        tools = {path.rsplit("/", 1)[-1] for path in self.nvidia_toolkit}
+        return "nvidia" in self.docker.runtimes or bool(tools & {"nvidia-ctk", "nvidia-container-runtime-hook"})
+
+    @property
+    def autodl_service_url(self) -> str | None:
+        """AutoDL's public URL for a server on container port 6006, if this host has one."""
+        return self.autodl_urls.get(6006)
+
+
+# --------------------------------------------------------------------------- one round trip
+
+_SECTION = "@@rentstack-fact:"
+_RC = "@@rentstack-rc:"
+
+
+def facts_script(facts: tuple[Fact[Any], ...], timeout_s: int = COMMAND_TIMEOUT_S) -> str:
+    """One POSIX sh script that runs every fact's command and prints delimited sections.
+
+    Each command runs in its own ``sh -c`` with stdin closed, stderr dropped and a time
+    limit, and its exit code printed after its output, so one failing probe (nvidia-smi on
+    a no-GPU boot) does not disturb the others.
+    """
+    lines = [
+        "#!/bin/sh",
+        "# generated by rentstack.remote.facts — reads the host, changes nothing",
+        f'if command -v timeout >/dev/null 2>&1; then _rs_t="timeout {int(timeout_s)}"; else _rs_t=""; fi',
+        "export LC_ALL=C",
+    ]
+    for fact in facts:
+        lines.append(f"printf '\\n%s\\n' '{_SECTION}{fact.name}'")
+        lines.append(f"$_rs_t sh -c {shlex.quote(fact.command)} </dev/null 2>/dev/null")
+        lines.append(f"printf '\\n{_RC}%s\\n' \"$?\"")
+    lines.append("exit 0")
+    return "\n".join(lines) + "\n"
+
+
+def split_sections(output: str) -> dict[str, tuple[int, str]]:
+    """Split the facts script's output into {fact name: (exit code, stdout)}."""
+    sections: dict[str, tuple[int, str]] = {}
+    name: str | None = None
+    body: list[str] = []
+    for line in output.split("\n"):
+        if line.startswith(_SECTION):
+            name, body = line[len(_SECTION) :].strip(), []
+        elif line.startswith(_RC) and name is not None:
+            code = line[len(_RC) :].strip()
+            text = "\n".join(body)
+            # printf put one newline before the marker; drop it, keep the command's own.
+            if text.endswith("\n"):
+                text = text[:-1]
+            sections[name] = (int(code) if code.lstrip("-").isdigit() else 1, text)
+            name = None
+        elif name is not None:
+            body.append(line)
+    return sections
+
+
+RunFn = Callable[[str], "tuple[int, str]"]
+
+
+def gather(run: RunFn, data_dir: str = DEFAULT_DATA_DIR) -> HostFacts:
+    """Read every fact from a host in one round trip.
+
+    ``run(script)`` executes a shell script on the host and returns (exit code, stdout),
+    e.g. ``lambda s: (r.exited, r.stdout)`` around Fabric's ``c.run(s, hide=True, warn=True)``.
+    """
+    disk = data_disk_fact(data_dir)
+    script = facts_script((*STATIC_FACTS, disk))
+    code, output = run(script)
+    sections = split_sections(output)
+    if code != 0 or not sections:
+        first = output.strip().splitlines()[:1]
+        raise RentstackError(
+            f"could not read the host's facts: the facts script exited {code}"
+            f"{' (' + first[0][:200] + ')' if first else ''}; check that the login shell is sh-compatible"
+        )
+    return facts_from_sections(sections, data_dir)
+
+
+def facts_from_sections(sections: Mapping[str, tuple[int, str]], data_dir: str = DEFAULT_DATA_DIR) -> HostFacts:
+    """Parse already-split sections into HostFacts (pure; missing sections read as 'command failed')."""
+
+    def get(fact: Fact[T]) -> T:
+        code, out = sections.get(fact.name, (127, ""))
+        return fact.parse(out, code)
+
+    devices = get(BLOCK_DEVICES)
+    probe = get(data_disk_fact(data_dir))
+    data_disk = None
+    if probe.mount is not None:
+        data_disk = DataDisk(data_dir, probe.mount, find_device(probe.mount.source, devices), probe.fs_bytes)
+    return HostFacts(
+        os=get(OS),
+        cpu=get(CPU),
+        memory=get(MEMORY),
+        cgroup=get(CGROUP),
+        gpus=get(GPUS),
+        nvidia_driver=get(NVIDIA_DRIVER),
+        mounts=get(MOUNTS),
+        block_devices=devices,
+        data_disk=data_disk,
+        docker=get(DOCKER),
+        compose_version=get(COMPOSE),
+        nvidia_toolkit=get(NVIDIA_TOOLKIT),
+        container=get(CONTAINER),
+        autodl_urls=get(AUTODL),
+        python_version=get(PYTHON),
+    )
