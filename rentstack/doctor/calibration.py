@@ -1,0 +1,140 @@
+"""Measured figures from real starts, kept per (card model, vLLM version, model).
+
+The planner's estimates are formulas; a good start logs what the card really did (weights,
+activation peak, non-torch memory, CUDA graphs, KV capacity). `save_calibration` keeps those
+numbers in one JSON file, written atomically (temp file + rename, so a crash or a concurrent
+reader never sees half a file), and `lookup_calibration` gives them back for the next plan.
+
+Store: $RENTSTACK_CALIBRATION, else ~/.cache/rentstack/calibration.json. Format:
+{"format": 1, "entries": {"<card>|<version>|<model>": {"card", "vllm_version", "model",
+"measured_at", "figures": {...}}}}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rentstack.errors import RentstackError
+
+ENV_VAR = "RENTSTACK_CALIBRATION"
+FORMAT = 1
+
+MEASURED_KEYS = (
+    "weights_gib", "activation_gib", "non_torch_gib", "weights_plus_non_torch_gib", "cuda_graph_gib",
+    "cuda_graph_estimate_gib", "available_kv_gib", "kv_cache_tokens", "max_concurrency",
+    "max_concurrency_tokens", "total_gpu_gib", "init_free_gib", "gpu_memory_utilization", "max_model_len",
+)
+"""Figures worth keeping: what the card did, plus the settings needed to read them."""
+
+LAUNCH_KEYS = (
+    "gpu-memory-utilization", "max-model-len", "max-num-seqs", "max-num-batched-tokens", "tensor-parallel-size",
+    "pipeline-parallel-size", "enforce-eager", "kv-cache-dtype", "dtype", "quantization", "block-size",
+    "cpu-offload-gb",
+)
+
+
+def store_path(path: str | os.PathLike | None = None) -> Path:
+    if path:
+        return Path(path)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "rentstack" / "calibration.json"
+
+
+def normalize_card(card: str) -> str:
+    """'NVIDIA GeForce RTX 4090' and 'rtx 4090' are the same card."""
+    words = card.replace("_", " ").split()
+    drop = {"nvidia", "geforce", "tesla"}
+    return " ".join(w for w in words if w.lower() not in drop).upper()
+
+
+def normalize_model(model: str) -> str:
+    """A hub id stays as is; a local directory is known by its last path component."""
+    model = model.rstrip("/")
+    if model.startswith(("/", "./", "~")) or os.sep in model and model.count("/") > 1:
+        return Path(model).name
+    return model
+
+
+def normalize_version(version: str) -> str:
+    return version.strip().lstrip("v")
+
+
+def _key(card: str, version: str, model: str) -> str:
+    return f"{normalize_card(card)}|{normalize_version(version)}|{normalize_model(model)}"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {"format": FORMAT, "entries": {}}
+    except OSError as exc:
+        raise RentstackError(f"cannot read calibration store {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RentstackError(f"calibration store {path} is not valid JSON (line {exc.lineno}); "
+                             f"move it aside or set {ENV_VAR} to another file") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
+        raise RentstackError(f"calibration store {path} has no 'entries' object; move it aside")
+    return data
+
+
+def measured_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    """The subset of a Diagnosis' figures that a calibration keeps."""
+    out = {k: figures[k] for k in MEASURED_KEYS if figures.get(k) is not None}
+    args = figures.get("launch_args") or {}
+    launch = {k: args[k] for k in LAUNCH_KEYS if k in args}
+    if launch:
+        out["launch_args"] = launch
+    return out
+
+
+def save_calibration(card: str, version: str, model: str, figures: dict[str, Any],
+                     path: str | os.PathLike | None = None) -> Path:
+    """Record the figures of a good start; replaces an earlier record for the same key."""
+    if not card or not version or not model:
+        raise RentstackError("calibration needs the card model, the vLLM version and the model "
+                             f"(got card={card!r}, version={version!r}, model={model!r})")
+    target = store_path(path)
+    data = _load(target)
+    data["format"] = FORMAT
+    data["entries"][_key(card, version, model)] = {
+        "card": normalize_card(card),
+        "vllm_version": normalize_version(version),
+        "model": normalize_model(model),
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "figures": measured_figures(figures),
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".calibration-", suffix=".json", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def lookup_calibration(card: str, version: str, model: str,
+                       path: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """The record saved for (card, version, model) — {"card", "vllm_version", "model", "measured_at",
+    "figures"} — or None."""
+    if not card or not version or not model:
+        return None
+    return _load(store_path(path))["entries"].get(_key(card, version, model))

@@ -1,0 +1,393 @@
+"""Read a vLLM server log line by line into facts: figures, the phase reached, the failure.
+
+One pass, constant memory: each line is matched and forgotten; only figures, a few
+bounded samples (the first error lines, the innermost traceback frames) are kept. A log
+that holds several starts (a container restart loop) is read as its last start: a new
+version banner resets what the previous start said.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from rentstack.doctor import patterns as P
+
+MAX_LINE_CHARS = 64 * 1024
+"""Longer lines are cut before matching: vLLM's longest line (the args Namespace) is ~6 KB."""
+
+PHASE_ORDER = (
+    "startup",
+    "weight_loading",
+    "profiling",
+    "kv_cache_allocation",
+    "cuda_graph_capture",
+    "sampler_warmup",
+    "runtime",
+)
+"""Start phases in the order the V1 engine runs them (gpu_worker: load_model → determine_available_memory
+→ initialize_from_config → compile_or_warm_up_model (graphs, then sampler) → API server up)."""
+
+
+def _num(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def _to_gib(value: float, unit: str | None) -> float:
+    unit = (unit or "GiB").upper().replace("I", "")
+    return value * {"GB": 1.0, "MB": 1 / 1024, "KB": 1 / 1024**2}.get(unit, 1.0)
+
+
+def _kebab(name: str) -> str:
+    return name.strip().replace("_", "-")
+
+
+@dataclass
+class Failure:
+    """One recognised failure line: its cause, the phase it names (if any) and what it says."""
+
+    cause: str
+    line: str
+    phase: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    reached: str = "startup"
+    """The last phase the log had reached when this line appeared."""
+    frame: str | None = None
+    """The phase named by the innermost known frame of the traceback just before it."""
+
+
+@dataclass
+class LogFacts:
+    """Everything one pass over a log found; `diagnose` turns it into a verdict and fixes."""
+
+    lines: int = 0
+    vllm_lines: int = 0
+    binary_lines: int = 0
+    starts: int = 0
+    phase: str = "startup"
+    server_up: bool = False
+    figures: dict[str, Any] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    frame_phase: str | None = None
+    last_exception: str | None = None
+    p2p_warning: bool = False
+    engine_failed: bool = False
+    tail: deque = field(default_factory=lambda: deque(maxlen=5))
+    usage_flags: set = field(default_factory=set)
+    """Flags argparse listed in its usage text (for "did you mean" on an unknown flag)."""
+
+    MAX_FAILURES = 20
+
+    # -- feeding -----------------------------------------------------------------------
+    def feed(self, raw: str) -> None:
+        """Take one line of the log (with or without its newline)."""
+        self.lines += 1
+        if "\x00" in raw:
+            self.binary_lines += 1
+            return
+        line = raw[:MAX_LINE_CHARS].rstrip("\r\n")
+        if "\x1b" in line:
+            line = P.ANSI.sub("", line)
+        if not line.strip():
+            return
+        if P.LOG_PREFIX.search(line) or "vllm" in line.lower() or P.WORKER_TAG.match(line):
+            self.vllm_lines += 1
+        self.tail.append(line.strip()[:300])
+        if "[--" in line and len(self.usage_flags) < 4000:
+            self.usage_flags.update(_USAGE_FLAG.findall(line))
+        self._banner(line)
+        self._figures(line)
+        self._milestones(line)
+        self._failures(line)
+
+    def _reset_for_new_start(self) -> None:
+        """A new banner means the server (re)started: what came before belongs to an older attempt."""
+        self.starts += 1
+        self.phase = "startup"
+        self.server_up = False
+        self.figures = {}
+        self.failures = []
+        self.frame_phase = None
+        self.last_exception = None
+        self.engine_failed = False
+
+    def _banner(self, line: str) -> None:
+        m = P.VERSION_BANNER.search(line) or P.VERSION_LOGO.search(line)
+        if m:
+            self._reset_for_new_start()
+            self.figures["vllm_version"] = m.group("version")
+            model = m.groupdict().get("model")
+            if model:
+                self.figures["model"] = model
+            return
+        m = P.LOGO_MODEL.search(line)
+        if m and "model" not in self.figures:
+            self.figures["model"] = m.group("model")
+            return
+        m = P.NON_DEFAULT_ARGS.search(line)
+        if m:
+            self._launch_args(_parse_dict_args(m.group("args")), complete=False)
+            return
+        m = P.NAMESPACE_ARGS.search(line)
+        if m:
+            self._launch_args(_parse_namespace_args(m.group("args")), complete=True)
+
+    def _launch_args(self, args: dict[str, Any], complete: bool) -> None:
+        if not args:
+            return
+        merged = dict(self.figures.get("launch_args") or {})
+        merged.update(args)
+        self.figures["launch_args"] = merged
+        self.figures["launch_args_complete"] = complete
+        model = args.get("model") or args.get("model-tag")
+        if model and "model" not in self.figures:
+            self.figures["model"] = str(model)
+
+    def _set_min(self, key: str, value: float) -> None:
+        """Per-worker lines (≤0.11 print one per TP rank): vLLM uses the smallest, so do we."""
+        old = self.figures.get(key)
+        self.figures[key] = value if old is None else min(old, value)
+
+    def _set_max(self, key: str, value: float) -> None:
+        old = self.figures.get(key)
+        self.figures[key] = value if old is None else max(old, value)
+
+    def _figures(self, line: str) -> None:
+        f = self.figures
+        if "took" in line or "GB" in line:
+            m = P.MODEL_LOADING.search(line)
+            if m:
+                self._set_max("weights_gib", _num(m.group(1)))
+                f["load_seconds"] = round(_num(m.group(2)), 2)
+                self._advance("profiling")
+                return
+            m = P.LOADING_WEIGHTS_V0.search(line)
+            if m:
+                self._set_max("weights_gib", _num(m.group(1)))
+                self._advance("profiling")
+                return
+            m = P.GRAPH_CAPTURED.search(line)
+            if m:
+                f["graph_capture_seconds"] = _num(m.group(1))
+                self._set_max("cuda_graph_gib", _num(m.group(2)))
+                self._advance("sampler_warmup")
+                return
+            m = P.INIT_ENGINE.search(line)
+            if m:
+                f["init_engine_seconds"] = round(_num(m.group(1)), 2)
+                return
+        if "GiB" in line:
+            m = P.AVAILABLE_KV.search(line)
+            if m:
+                self._set_min("available_kv_gib", _num(m.group(1)))
+                self._advance("kv_cache_allocation")
+                return
+            m = P.PROFILE_V0_TOTAL.search(line)
+            if m:
+                f["total_gpu_gib"] = _num(m.group(1))
+                f["gpu_memory_utilization"] = _num(m.group(2))
+                f["requested_gib"] = _num(m.group(3))
+                return
+            m = P.PROFILE_V0_SPLIT.search(line)
+            if m:
+                self._set_max("weights_gib", _num(m.group(1)))
+                self._set_max("non_torch_gib", _num(m.group(2)))
+                self._set_max("activation_gib", _num(m.group(3)))
+                self._set_min("available_kv_gib", _num(m.group(4)))
+                self._advance("kv_cache_allocation")
+                return
+            m = P.GRAPH_ESTIMATE.search(line)
+            if m:
+                self._set_max("cuda_graph_estimate_gib", _num(m.group(1)))
+                return
+        if "tokens" in line:
+            # 0.28+ prints both figures on one line, older versions on two.
+            size = P.KV_CACHE_SIZE.search(line)
+            if size:
+                self._set_min("kv_cache_tokens", int(_num(size.group(2))))
+                f["kv_cache_device"] = size.group("device")
+                self._advance("kv_cache_allocation")
+            conc = P.MAX_CONCURRENCY.search(line)
+            if conc:
+                f["max_concurrency_tokens"] = int(_num(conc.group(1)))
+                self._set_min("max_concurrency", _num(conc.group(2)))
+            if size or conc:
+                return
+        m = P.MAX_MODEL_LEN_USED.search(line)
+        if m:
+            f["max_model_len"] = int(_num(m.group(1)))
+            return
+        m = P.NUM_GPU_BLOCKS.search(line)
+        if m:
+            self._set_min("num_gpu_blocks", int(_num(m.group(1))))
+            return
+        if "--kv-cache-memory=" in line:
+            m = P.FREE_MEMORY_INFO.search(line)
+            if m:
+                f["init_free_gib"] = float(m.group("free"))
+                f["total_gpu_gib"] = float(m.group("total"))
+                f["gpu_memory_utilization"] = float(m.group("util"))
+                f["requested_gib"] = float(m.group("requested"))
+            m = P.ACTUAL_USAGE.search(line)
+            if m:
+                if m.group("what") == "weight":
+                    self._set_max("weights_gib", _num(m.group(1)))
+                    if m.group(3):
+                        self._set_max("non_torch_gib", _num(m.group(3)))
+                else:
+                    f["weights_plus_non_torch_gib"] = _num(m.group(1))
+                self._set_max("activation_gib", _num(m.group(2)))
+                self._set_max("cuda_graph_gib", _num(m.group(4)))
+            m = P.KV_CACHE_MEMORY_HINT.search(line)
+            if m:
+                f["kv_cache_memory_fit_bytes"] = int(m.group("fit"))
+                f["kv_cache_memory_full_bytes"] = int(m.group("full"))
+
+    def _advance(self, phase: str) -> None:
+        """Move forward only: a late per-worker line must not pull the phase back."""
+        if PHASE_ORDER.index(phase) > PHASE_ORDER.index(self.phase):
+            self.phase = phase
+
+    def _milestones(self, line: str) -> None:
+        if P.START_LOADING.search(line):
+            self._advance("weight_loading")
+        elif P.PROFILING_CG.search(line):
+            self._advance("profiling")
+        elif P.CAPTURING_GRAPHS.search(line):
+            self._advance("cuda_graph_capture")
+        elif P.SERVER_UP.search(line):
+            self._advance("runtime")
+            self.server_up = True
+        if P.P2P_WARNING.search(line):
+            self.p2p_warning = True
+
+    def _fail(self, cause: str, line: str, phase: str | None = None, **details: Any) -> None:
+        if len(self.failures) < self.MAX_FAILURES:
+            self.failures.append(Failure(cause, line.strip()[:2000], phase, details, self.phase, self.frame_phase))
+
+    def _failures(self, line: str) -> None:
+        m = P.FRAME.search(line)
+        if m:
+            for func, phase in P.FRAME_PHASES:
+                if m.group("func") == func:
+                    self.frame_phase = phase  # innermost recognised frame wins
+                    break
+            return
+        if P.TRACEBACK_START.search(line):
+            self.frame_phase = None
+            return
+        m = P.EXCEPTION_LINE.match(line.strip())
+        if m:
+            self.last_exception = line.strip()[:500]
+        if P.ENGINE_FAILED.search(line):
+            self.engine_failed = True
+            return
+        self._match_failure(line)
+
+    def _match_failure(self, line: str) -> None:
+        if "No available memory" in line and P.NO_KV_MEMORY.search(line):
+            self._fail("no_kv_cache_memory", line, "kv_cache_allocation")
+            return
+        m = P.MAX_SEQ_LEN_V1.search(line)
+        if m:
+            est = P.ESTIMATED_MAX_LEN.search(m.group("rest") or "")
+            self._fail(
+                "max_model_len_too_large", line, "kv_cache_allocation",
+                max_model_len=int(m.group("len")), needed_kv_gib=float(m.group("needed")),
+                available_kv_gib=float(m.group("avail")),
+                suggested_max_model_len=int(est.group("len")) if est else None,
+            )
+            return
+        m = P.MAX_SEQ_LEN_V0.search(line)
+        if m:
+            self._fail("max_model_len_too_large", line, "kv_cache_allocation",
+                       max_model_len=int(m.group("len")), kv_cache_tokens=int(m.group("tokens")))
+            return
+        m = P.FREE_MEMORY.search(line)
+        if m:
+            self._fail(
+                "insufficient_free_memory", line, "startup",
+                free_gib=float(m.group("free")), total_gpu_gib=float(m.group("total")),
+                gpu_memory_utilization=float(m.group("util")), requested_gib=float(m.group("requested")),
+            )
+            return
+        m = P.SAMPLER_OOM.search(line)
+        if m:
+            self._fail("cuda_oom", line, "sampler_warmup", sampler_dummy_requests=int(m.group("n")))
+            return
+        m = P.TORCH_OOM.search(line)
+        if m:
+            details: dict[str, Any] = {"oom_tried_gib": round(_to_gib(float(m.group("tried")), m.group("unit")), 3)}
+            if m.group("total"):
+                details["oom_total_gib"] = round(_to_gib(float(m.group("total")), m.group("tunit")), 3)
+                details["oom_free_gib"] = round(_to_gib(float(m.group("free")), m.group("funit")), 3)
+                details["oom_gpu"] = int(m.group("gpu"))
+            self._fail("cuda_oom", line, None, **details)
+            return
+        if P.GENERIC_OOM.search(line):
+            self._fail("cuda_oom", line, None)
+            return
+        if P.NCCL_ERROR.search(line):
+            self._fail("nccl_p2p", line, None)
+            return
+        if "Retrying with a new port" not in line:
+            m = P.PORT_IN_USE.search(line)
+            if m:
+                addr = P.BIND_ADDR.search(line)
+                details = {}
+                if addr:
+                    details = {"host": addr.group("host"), "port": int(addr.group("port"))}
+                self._fail("port_in_use", line, "startup", **details)
+                return
+        m = P.MODEL_MISSING.search(line)
+        if m:
+            what = next((v for v in m.groupdict().values() if v), None)
+            if what is None and "tokenizer" in line.lower():
+                what = "tokenizer files (tokenizer.json / tokenizer_config.json)"
+            self._fail("model_not_found", line, "startup", missing=what)
+            return
+        m = P.BAD_ARGUMENT.search(line)
+        if m:
+            details = {k: v.strip() for k, v in m.groupdict().items() if v}
+            self._fail("bad_argument", line, "startup", **details)
+
+
+_USAGE_FLAG = re.compile(r"\[--([a-z0-9][a-z0-9-]*)")
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        return text.strip().strip("'\"")
+
+
+def _parse_dict_args(text: str) -> dict[str, Any]:
+    """`non-default args: {'model': 'x', 'max_model_len': 16000}` → {'model': 'x', 'max-model-len': 16000}."""
+    value = _literal(text)
+    if isinstance(value, dict):
+        return {_kebab(str(k)): v for k, v in value.items()}
+    # Values vLLM prints with repr() that are not literals (enums, objects): take key: scalar pairs.
+    out: dict[str, Any] = {}
+    for m in re.finditer(r"'(\w+)':\s*('(?:[^'\\]|\\.)*'|-?[0-9.e+-]+|True|False|None)", text):
+        out[_kebab(m.group(1))] = _literal(m.group(2))
+    return out
+
+
+_NS_ITEM = re.compile(
+    r"(?:^|,\s*)(\w+)=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\[[^\]]*\]|\{[^}]*\}|[^,()\[\]{}]+(?:\([^)]*\))?)"
+)
+
+
+def _parse_namespace_args(text: str) -> dict[str, Any]:
+    """`Namespace(host=None, port=8000, model='x', ...)` → the flags that are set (not None)."""
+    out: dict[str, Any] = {}
+    for m in _NS_ITEM.finditer(text):
+        value = _literal(m.group(2))
+        if value is None:
+            continue
+        out[_kebab(m.group(1))] = value
+    return out

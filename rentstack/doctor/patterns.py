@@ -1,0 +1,225 @@
+"""The vLLM log lines the doctor recognises, one regular expression each.
+
+Every pattern names where vLLM prints the line and in which versions, so the next
+person can re-read the source (`pip download vllm==X --no-deps`) when a release
+rewords a message. Numbers in vLLM's messages use "," as a thousands separator
+("476,016 tokens"), so count patterns accept it.
+"""
+
+from __future__ import annotations
+
+import re
+
+NUM = r"(-?[0-9][0-9,]*(?:\.[0-9]+)?)"
+"""A number as vLLM formats it: optional sign, thousands commas, optional decimals."""
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+"""Colour codes: the 0.19+ logo banner and coloured log formatters emit them."""
+
+# --- the line's shape -------------------------------------------------------------------
+LOG_PREFIX = re.compile(
+    r"(?:^|\s)(?:INFO|WARNING|ERROR|DEBUG|CRITICAL)\s+\d\d-\d\d\s+\d\d:\d\d:\d\d(?:\.\d+)?\s+\[[\w./-]+\.py:\d+\]"
+)
+"""vLLM's own formatter: 'INFO 05-01 12:00:00 [gpu_worker.py:298] ...' (all versions 0.8+)."""
+
+WORKER_TAG = re.compile(r"^\s*\((?P<tag>[A-Za-z_]+[A-Za-z_0-9 ]*?)\s+pid=\d+\)")
+"""Process prefix added by multiprocessing: '(EngineCore_DP0 pid=1)', '(VllmWorker TP1 pid=7)'."""
+
+# --- what the run is ---------------------------------------------------------------------
+VERSION_BANNER = re.compile(
+    r"vLLM (?:API )?server version\s+(?P<version>[0-9][\w.+-]*)(?:, serving model (?P<model>\S+))?"
+)
+"""'vLLM API server version X' (api_server.py, ≤0.18) or 'vLLM server version X, serving model M'
+(entrypoints/utils.py log_version_and_model, 0.19+, when the logo is disabled)."""
+
+VERSION_LOGO = re.compile(r"[█▀▄]\s+version\s+(?P<version>[0-9][\w.+-]*)\s*$")
+"""The 0.19+ ASCII logo: '... █ ▀▄▀ █  version 0.19.0' on one line, 'model M' on the next."""
+
+LOGO_MODEL = re.compile(r"[█▀▄]\s+model\s+(?P<model>\S+)\s*$")
+
+NON_DEFAULT_ARGS = re.compile(r"non-default args:\s*(?P<args>\{.*\})\s*$")
+"""entrypoints/utils.py (0.10+) / entrypoints/common/startup.py (0.33): only the flags set."""
+
+NAMESPACE_ARGS = re.compile(r"\]\s+args:\s*Namespace\((?P<args>.*)\)\s*$")
+"""openai/api_server.py 'args: Namespace(...)' (0.8–0.9): every flag, defaults included."""
+
+MAX_MODEL_LEN_USED = re.compile(r"Using max model len " + NUM)
+"""config/model.py (0.10+): the context length the engine settled on."""
+
+# --- figures -----------------------------------------------------------------------------
+MODEL_LOADING = re.compile(r"Model loading took " + NUM + r" ?GiB(?: memory)? and " + NUM + r" seconds")
+"""v1/worker/gpu_model_runner.py load_model: '%.4f GiB and %.6f seconds' (≤0.18),
+'%s GiB memory and %.6f seconds' (0.19+)."""
+
+LOADING_WEIGHTS_V0 = re.compile(r"Loading model weights took " + NUM + r" ?GB")
+"""V0 / XPU worker: 'Loading model weights took 14.9888 GB' (the value is GiB)."""
+
+PROFILE_V0_TOTAL = re.compile(
+    r"total_gpu_memory \(" + NUM + r" ?GiB\) x gpu_memory_utilization \(" + NUM + r"\) = " + NUM + r" ?GiB"
+)
+"""V0 worker.py determine_num_available_blocks 'Memory profiling takes ...' block, line 2."""
+
+PROFILE_V0_SPLIT = re.compile(
+    r"model weights take " + NUM + r" ?GiB; non_torch_memory takes " + NUM
+    + r" ?GiB; PyTorch activation peak memory takes " + NUM
+    + r" ?GiB; the rest of the memory reserved for KV Cache is " + NUM + r" ?GiB"
+)
+"""V0 'Memory profiling takes' block, line 3 (also printed by some 0.8–0.9 V1 builds)."""
+
+AVAILABLE_KV = re.compile(r"Available KV cache memory: " + NUM + r" ?GiB")
+"""v1/worker/gpu_worker.py determine_available_memory (0.9+); once per worker before 0.12."""
+
+KV_CACHE_SIZE = re.compile(r"(?P<device>[A-Z]+)(?: \+ host)? KV cache size: " + NUM + r" tokens")
+"""v1/core/kv_cache_utils.py: 'GPU KV cache size: N tokens' (CPU builds say 'CPU'); 0.28+
+prints it on one line together with the concurrency figure."""
+
+MAX_CONCURRENCY = re.compile(r"Maximum concurrency for " + NUM + r" tokens per request: " + NUM + r"x")
+"""kv_cache_utils.py next to the KV size line: 'Maximum concurrency for 8,192 tokens per request: 58.11x'."""
+
+NUM_GPU_BLOCKS = re.compile(r"# (?:GPU|cuda) blocks: " + NUM)
+"""V0 executor_base.py '# cuda blocks: N, # CPU blocks: M' (older: '# GPU blocks')."""
+
+GRAPH_CAPTURED = re.compile(r"Graph capturing finished in " + NUM + r" secs?, took " + NUM + r" ?GiB")
+"""gpu_model_runner.py capture_model: the measured CUDA-graph pool (all versions)."""
+
+GRAPH_ESTIMATE = re.compile(r"Estimated CUDA graph memory: " + NUM + r" ?GiB total")
+"""gpu_model_runner.py profile_cudagraph_memory (0.18+): budgeted before the KV cache from 0.20."""
+
+KV_CACHE_MEMORY_HINT = re.compile(
+    r"Replace gpu_memory_utilization config with `--kv-cache-memory=(?P<fit>\d+)`.*?`--kv-cache-memory=(?P<full>\d+)`"
+)
+"""gpu_worker.py compile_or_warm_up_model (0.10.2+): exact KV bytes that fit the requested budget."""
+
+FREE_MEMORY_INFO = re.compile(
+    r"Free memory on device \((?P<free>[0-9.]+)/(?P<total>[0-9.]+) ?GiB\) on startup\. Desired GPU memory "
+    r"utilization is \((?P<util>[0-9.]+), (?P<requested>[0-9.]+) ?GiB\)"
+)
+"""The same INFO line's start: the card's free and total memory at start and the budget."""
+
+ACTUAL_USAGE = re.compile(
+    r"Actual usage is " + NUM + r" ?GiB for (?P<what>weight|consumed memory \(weights \+ non-torch\)), "
+    + NUM + r" ?GiB for peak activation, (?:" + NUM + r" ?GiB for non-torch memory, )?and "
+    + NUM + r" ?GiB for CUDAGraph memory"
+)
+"""gpu_worker.py compile_or_warm_up_model, next to the --kv-cache-memory hint: INFO in 0.10.2,
+0.28+; DEBUG in 0.11–0.27. 0.10–0.19 split weight / activation / non-torch; 0.28+ gives weights
+and non-torch together as 'consumed memory'."""
+
+INIT_ENGINE = re.compile(r"init engine \(profile, create kv cache, warmup model\) took " + NUM)
+"""v1/engine/core.py: the engine finished profiling, KV allocation and warm-up."""
+
+# --- phase milestones (in start order) --------------------------------------------------
+START_LOADING = re.compile(r"Starting to load model|Loading safetensors checkpoint shards|Loading weights took")
+PROFILING_CG = re.compile(r"Profiling CUDA graph memory")
+CAPTURING_GRAPHS = re.compile(r"Capturing CUDA graph|Capturing CUDA graphs|Compile and warming up model")
+SERVER_UP = re.compile(r"Starting vLLM API server|Application startup complete|Uvicorn running on")
+
+# --- failures ----------------------------------------------------------------------------
+NO_KV_MEMORY = re.compile(r"No available memory for the cache blocks")
+"""v1/core/kv_cache_utils.py check_enough_kv_cache_memory (all versions; V0 worker.py too)."""
+
+MAX_SEQ_LEN_V1 = re.compile(
+    r"max seq len \((?P<len>\d+)\), \((?P<needed>[0-9.]+) ?GiB KV cache is needed, which is larger than "
+    r"the available KV cache memory \((?P<avail>-?[0-9.]+) ?GiB\)\.?(?P<rest>.*)"
+)
+"""kv_cache_utils.py: 'To serve at least one request with the models's max seq len (L), (X GiB KV
+cache is needed ... (Y GiB). Based on the available memory, the estimated maximum model length
+is N.' The estimate is missing in 0.8.5 (a string-concatenation bug) and whenever N would be 0."""
+
+ESTIMATED_MAX_LEN = re.compile(r"estimated maximum model length is (?P<len>\d+)")
+
+MAX_SEQ_LEN_V0 = re.compile(
+    r"The model's max seq len \((?P<len>\d+)\) is larger than the maximum number of tokens that can be "
+    r"stored in KV cache \((?P<tokens>\d+)\)"
+)
+"""V0 worker.py / cpu_worker.py raise_if_cache_size_invalid."""
+
+FREE_MEMORY = re.compile(
+    r"Free memory on device(?: (?P<device>\S+))? \((?P<free>[0-9.]+)/(?P<total>[0-9.]+) ?GiB\) on startup"
+    r" is less than (?:desired GPU memory utilization|the engine's budget[^(]*)\((?P<util>[0-9.]+), (?P<requested>[0-9.]+) ?GiB\)"
+)
+"""v1/worker/gpu_worker.py init_device (0.9.1–0.18) / v1/worker/utils.py (0.19+). NB: 0.33 also logs
+an INFO line starting 'Free memory on device (...) on startup. Desired ...' that is not an error;
+this pattern needs 'is less than'."""
+
+SAMPLER_OOM = re.compile(r"CUDA out of memory occurred when warming up sampler with (?P<n>\d+) dummy requests")
+"""gpu_model_runner.py _dummy_sampler_run: OOM while sampling a [num_reqs, vocab] fp32 tensor."""
+
+TORCH_OOM = re.compile(
+    r"(?:torch\.(?:cuda\.)?OutOfMemoryError: )?CUDA out of memory\. Tried to allocate (?P<tried>[0-9.]+) ?(?P<unit>[GMK]i?B)"
+    r"(?:\. GPU (?P<gpu>\d+) has a total capacity of (?P<total>[0-9.]+) ?(?P<tunit>[GMK]i?B) of which "
+    r"(?P<free>[0-9.]+) ?(?P<funit>[GMK]i?B) is free)?"
+)
+"""PyTorch's caching allocator message (c10/cuda/CUDACachingAllocator.cpp)."""
+
+GENERIC_OOM = re.compile(r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|cudaErrorMemoryAllocation")
+
+NCCL_ERROR = re.compile(
+    r"NCCL error|ncclUnhandledCudaError|ncclSystemError|ncclInternalError|ncclInvalidUsage|ncclRemoteError"
+    r"|peer access is not supported between these two devices|P2P is not supported|NCCL WARN"
+    r"|Watchdog caught collective operation timeout|ProcessGroupNCCL.*(?:timeout|Timeout)"
+    r"|CUDA error: peer mapping"
+)
+"""torch.distributed / pynccl failures typical of consumer cards without NVLink (vllm#14449)."""
+
+P2P_WARNING = re.compile(r"Custom allreduce is disabled because your platform lacks GPU P2P capability")
+"""distributed/device_communicators/custom_all_reduce.py: a hint, not a failure."""
+
+PORT_IN_USE = re.compile(
+    r"\[Errno (?:98|48|10048)\][^\n]*?(?:address already in use|Address already in use)"
+    r"|error while attempting to bind on address \((?P<addr>[^)]*)\)"
+)
+"""uvicorn / asyncio bind failure. Not 'Address already in use. Retrying with a new port.'
+(config/parallel.py, a harmless internal retry)."""
+
+BIND_ADDR = re.compile(r"\('(?P<host>[^']*)', (?P<port>\d+)\)")
+
+MODEL_MISSING = re.compile(
+    r"Cannot find any model weights with `(?P<path>[^`]*)`"
+    r"|does not appear to have (?:a file named|any of the files) (?P<file>[\w.\-,/ ]+)"
+    r"|Invalid repository ID or local directory specified: '?(?P<repo>[^'\s]+)'?"
+    r"|is not a local folder and is not a valid model identifier"
+    r"|Repository Not Found for url"
+    r"|No such file or directory: '(?P<nofile>[^']*(?:config\.json|tokenizer[^']*|\.safetensors|\.bin))'"
+    r"|Can't load (?:the configuration|tokenizer) (?:of|for) '(?P<cant>[^']*)'"
+    r"|Unrecognized model in (?P<unrec>\S+)\. Should have a `model_type` key"
+    r"|No model weights found"
+    r"|Couldn't instantiate the backend tokenizer"
+    r"|HFValidationError"
+)
+"""Model directory incomplete or id unknown: model_loader/default_loader.py, transformers'
+configuration/tokenizer loaders and huggingface_hub validation."""
+
+BAD_ARGUMENT = re.compile(
+    r"error: unrecognized arguments: (?P<unrec>.+)"
+    r"|error: argument (?P<arg>[-\w/]+(?:/[-\w]+)?): (?P<problem>.+)"
+    r"|error: the following arguments are required: (?P<required>.+)"
+    r"|(?P<nval>\d+) validation errors? for (?P<model>\w+)"
+    r"|User-specified max_model_len \((?P<user_len>\d+)\) is greater than the derived max_model_len"
+    r"[^=]*?=(?P<derived_len>\d+)"
+    r"|Config file must be of a yaml/yml type"
+    r"|is not a valid (?:choice|value)"
+    r"|Unknown (?:quantization|dtype|kv cache dtype)[^\n]*"
+    r"|invalid choice: (?P<choice>'[^']*')"
+)
+"""argparse (FlexibleArgumentParser), pydantic config validation (config/*.py), model_config
+max_model_len check, and --config YAML loading (utils/argparse_utils.py)."""
+
+ENGINE_FAILED = re.compile(r"Engine core initialization failed|EngineCore failed to start|EngineDeadError")
+"""v1/engine/core_client.py: a consequence, never the root cause: 'See root cause above'."""
+
+TRACEBACK_START = re.compile(r"Traceback \(most recent call last\):")
+FRAME = re.compile(r'File "(?P<file>[^"]+)", line \d+, in (?P<func>\w+)')
+EXCEPTION_LINE = re.compile(r"^(?:\S+ )?(?P<exc>(?:[a-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit))(?::\s*(?P<msg>.*))?$")
+
+# Traceback frames that place an OOM in a start phase (function names stable 0.8–0.33).
+FRAME_PHASES = (
+    ("_dummy_sampler_run", "sampler_warmup"),
+    ("capture_model", "cuda_graph_capture"),
+    ("profile_cudagraph_memory", "profiling"),
+    ("profile_run", "profiling"),
+    ("determine_available_memory", "profiling"),
+    ("initialize_from_config", "kv_cache_allocation"),
+    ("load_model", "weight_loading"),
+    ("load_weights", "weight_loading"),
+)
