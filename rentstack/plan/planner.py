@@ -1,0 +1,307 @@
+"""plan(): reproduce vLLM's startup memory accounting for one launch, per GPU rank.
+
+Per pipeline stage (all TP ranks of a stage are alike) the budget is
+  requested = total · gpu_memory_utilization
+  available KV = requested − weights − activation peak − non-torch − [CUDA graphs, ≥0.20]
+then blocks, tokens and concurrency follow vLLM's KV-cache arithmetic, and the verdicts
+vLLM gives at startup are checked in the order it checks them. The stage with the fewest
+KV blocks limits the server (vLLM takes the minimum over workers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rentstack.errors import RentstackError
+from rentstack.plan import accounting, kv, weights
+from rentstack.plan.accounting import GiB, Rules
+from rentstack.plan.arch import ModelArch
+from rentstack.plan.params import Hardware, LaunchParams
+
+# CUDA context + allocator state present before vLLM's init snapshot (not charged to the
+# budget, but it lowers the free memory the startup check sees). Measured on H100:
+# 79.19 total → 78.68 free with one GPU, 77.1–77.7 with TP 2/4 (NCCL communicators).
+CONTEXT_SINGLE_GIB = 0.5
+CONTEXT_MULTI_GIB = 1.6
+
+# After the KV cache is allocated vLLM captures CUDA graphs and warms the sampler up again.
+# What is left must hold the sampler's buffers plus this much: allocations of the graph
+# capture outside its pool and allocator fragmentation. Calibrated on the 0.19 logs:
+# gpt-oss-20b TP2 at util 0.95 OOMed with ~0.5 GiB to spare, Llama-3.3-70B TP2 ran with ~0.8.
+WARMUP_RESERVE_GIB = 0.6
+
+VALID_BLOCK_SIZES = (1, 8, 16, 32, 64, 128, 256)
+
+
+@dataclass
+class Plan:
+    """What vLLM will do with this model, card and flags. Figures are GiB per GPU of the limiting stage."""
+
+    weights_gib: float
+    activation_gib: float
+    non_torch_gib: float
+    cuda_graph_gib: float
+    available_kv_gib: float
+    kv_cache_tokens: int
+    max_concurrency: float
+    fits: bool
+    error: str | None
+    fix: str | None
+    resolved: LaunchParams
+    per_gpu: list[dict[str, Any]]
+    gpu_mem_gib: float = 0.0
+    requested_gib: float = 0.0
+    free_gib: float = 0.0
+    headroom_gib: float = 0.0
+    """Memory left on the card after vLLM's budget: (free at start − requested)."""
+    cuda_graphs_budgeted: bool = False
+    kv_bytes_per_token: int = 0
+    num_blocks: int = 0
+    max_model_len_fit: int = 0
+    """Largest max_model_len one request could use with this KV memory."""
+    cpu_offload_host_gib: float = 0.0
+    """Host RAM the offloaded weights take (all GPUs)."""
+    verdict: str = ""
+    """"ok", "free_memory", "no_kv_memory", "max_model_len", "cuda_oom_risk"."""
+    warnings: list[str] = field(default_factory=list)
+    vllm_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["resolved"] = self.resolved.to_dict()
+        return d
+
+
+def _gib(x: float) -> float:
+    return x / GiB
+
+
+def resolve(arch: ModelArch, hw: Hardware, p: LaunchParams, *, allow_long_max_model_len: bool = False) -> LaunchParams:
+    """Validate the flags and fill every None with vLLM's default for that version and card."""
+    rules = accounting.rules_for(p.vllm_version)
+    if p.tp < 1 or p.pp < 1:
+        raise RentstackError(f"tp {p.tp} / pp {p.pp} must be ≥ 1")
+    if arch.num_heads % p.tp:
+        divisors = [d for d in range(1, arch.num_heads + 1) if arch.num_heads % d == 0 and d <= max(8, p.tp)]
+        raise RentstackError(
+            f"tp {p.tp} does not divide the model's {arch.num_heads} attention heads; "
+            f"use a tp among {', '.join(map(str, divisors))}"
+        )
+    if p.pp > arch.num_layers:
+        raise RentstackError(f"pp {p.pp} is more than the model's {arch.num_layers} layers; lower pp")
+    if p.tp * p.pp > hw.gpus:
+        raise RentstackError(
+            f"tp {p.tp} × pp {p.pp} needs {p.tp * p.pp} GPUs; the host has {hw.gpus} — lower tp/pp or rent more cards"
+        )
+    if hw.gpu_mem_gib <= 0:
+        raise RentstackError(f"gpu_mem_gib {hw.gpu_mem_gib} must be > 0 (the planner models GPU memory only)")
+    util = 0.9 if p.gpu_memory_utilization is None else float(p.gpu_memory_utilization)
+    if not 0 < util <= 1:
+        raise RentstackError(f"gpu_memory_utilization {util} is outside (0, 1]; use e.g. 0.9")
+    limit = arch.max_position_embeddings
+    mlen = limit if p.max_model_len is None else int(p.max_model_len)
+    if mlen < 1:
+        raise RentstackError(f"max_model_len {mlen} must be ≥ 1")
+    if mlen > limit and not allow_long_max_model_len:
+        raise RentstackError(
+            f"max_model_len {mlen} is above the model's limit {limit} (max_position_embeddings); "
+            f"lower it to ≤ {limit}, or override with VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 (--allow-long-max-model-len)"
+        )
+    d_mnbt, d_seqs = accounting.batch_defaults(rules, hw.gpu_mem_gib, hw.is_a100)
+    seqs = d_seqs if p.max_num_seqs is None else int(p.max_num_seqs)
+    if rules.engine == "v0":
+        mnbt = max(mlen, 2048) if p.max_num_batched_tokens is None else int(p.max_num_batched_tokens)
+    else:
+        mnbt = d_mnbt if p.max_num_batched_tokens is None else int(p.max_num_batched_tokens)
+    if seqs < 1 or mnbt < 1:
+        raise RentstackError(f"max_num_seqs {seqs} and max_num_batched_tokens {mnbt} must be ≥ 1")
+    if mnbt < seqs and p.max_num_batched_tokens is not None and p.max_num_seqs is not None:
+        raise RentstackError(
+            f"max_num_batched_tokens {mnbt} is smaller than max_num_seqs {seqs}; raise it to ≥ {seqs}"
+        )
+    block = p.block_size if p.block_size is not None else (64 if arch.family == "mla" else 16)
+    if block not in VALID_BLOCK_SIZES:
+        raise RentstackError(f"block_size {block} is not one of {', '.join(map(str, VALID_BLOCK_SIZES))}")
+    if p.cpu_offload_gb < 0:
+        raise RentstackError(f"cpu_offload_gb {p.cpu_offload_gb} must be ≥ 0")
+    kv.kv_elem_bytes(p.kv_cache_dtype, 2)  # validates the name
+    weights.resolve_dtype(arch, p.dtype)
+    weights.quant_method(arch, p.quantization)
+    return p.with_(gpu_memory_utilization=util, max_model_len=mlen, max_num_seqs=seqs,
+                   max_num_batched_tokens=mnbt, block_size=block)
+
+
+def activation_bytes(arch: ModelArch, p: LaunchParams, rules: Rules, dt: int, last_stage: bool) -> float:
+    """Peak of the profile run beyond the weights: forward transients for
+    max_num_batched_tokens tokens, or the dummy sampler over min(max_num_seqs, tokens)
+    requests × vocab (fp32 logits, top-k/top-p), whichever is larger, plus the hidden states
+    that live through both."""
+    t = p.max_num_batched_tokens
+    reqs = min(p.max_num_seqs, t)
+    tp = p.tp
+    if arch.num_experts:
+        n = arch.moe_intermediate_size / tp
+        # fused_moe caches: [T·topk, 2N], [T·topk, N], [T·topk, hidden]; ×1.4 for routing
+        # and alignment buffers (Mixtral-8x7B TP2, 0.19: 1.21 GiB logged).
+        fwd = 1.4 * t * max(arch.num_experts_per_tok, 1) * dt * (3 * n + arch.hidden_size)
+        if arch.intermediate_size and arch.num_dense_layers:
+            fwd = max(fwd, t * dt * 3 * arch.intermediate_size / tp)
+    else:
+        fwd = t * dt * 3 * arch.intermediate_size / tp  # gate_up output (2·I) + activation (I)
+    sampler = reqs * arch.vocab_size * rules.sampler_bytes if last_stage else 0.0
+    keep = 2 * t * arch.hidden_size * dt
+    return max(fwd, sampler) + keep
+
+
+def cuda_graph_bytes(arch: ModelArch, p: LaunchParams, layers: int, quant: str | None) -> float:
+    """CUDA-graph pool of one rank. Measured on 0.19 (max_num_seqs 1024 → 51 sizes up to
+    512): 0.64–0.98 GiB for 28–40 layer models, 1.5–1.85 GiB for 80 layers; MXFP4 MoE
+    kernels add ~0.7 GiB of per-graph workspace (gpt-oss-20b: 1.55 GiB for 24 layers)."""
+    if p.enforce_eager:
+        return 0.0
+    n_sizes = len(accounting.cuda_graph_sizes(p.max_num_seqs))
+    full = len(accounting.cuda_graph_sizes(1024))
+    scale = 0.35 + 0.65 * n_sizes / full
+    gib = (0.45 + 0.0155 * layers) * scale
+    if quant == "mxfp4":
+        gib += 0.7 * scale
+    return gib * GiB
+
+
+def sampler_warmup_bytes(arch: ModelArch, p: LaunchParams, rules: Rules) -> float:
+    """The sampler warm-up after graph capture runs max_num_seqs dummy requests."""
+    return min(p.max_num_seqs, p.max_num_batched_tokens) * arch.vocab_size * rules.sampler_bytes
+
+
+def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
+         allow_long_max_model_len: bool = False) -> Plan:
+    """Predict vLLM's startup for this model, card and flags (pure; no I/O)."""
+    p = resolve(arch, hw, params or LaunchParams(), allow_long_max_model_len=allow_long_max_model_len)
+    rules = accounting.rules_for(p.vllm_version)
+    dt = weights.resolve_dtype(arch, p.dtype)
+    quant = weights.quant_method(arch, p.quantization)
+    total = hw.gpu_mem_gib * GiB
+    world = p.tp * p.pp
+    context = (CONTEXT_SINGLE_GIB if world == 1 else CONTEXT_MULTI_GIB) * GiB
+    measured_free = hw.free_mem_gib is not None
+    free = hw.free_mem_gib * GiB if measured_free else total - context
+    requested = total * p.gpu_memory_utilization
+    others = max(0.0, total - free - context) if measured_free else 0.0
+
+    stages = weights.stage_weights(arch, p.tp, p.pp, quant, p.dtype)
+    split = [s.layers for s in stages]
+    layouts = kv.stage_layouts(arch, p.tp, split, p.kv_cache_dtype, p.block_size, dt)
+    nt = rules.non_torch_single_gib * GiB
+    if world > 1 and hw.nvlink:
+        nt += rules.non_torch_nvlink_gib * GiB
+    offload = p.cpu_offload_gb * GiB
+
+    per_gpu: list[dict[str, Any]] = []
+    for st, lay in zip(stages, layouts):
+        last = st.stage == p.pp - 1
+        moved = min(offload, st.decoder_bytes)
+        w = st.total_bytes - moved
+        act = activation_bytes(arch, p, rules, dt, last)
+        cg = cuda_graph_bytes(arch, p, st.layers, quant)
+        budget_cg = cg if (rules.budgets_cuda_graphs and not p.enforce_eager) else 0.0
+        avail = requested - w - act - nt - budget_cg
+        if rules.caps_whole_gpu:
+            avail -= others  # ≤0.9.0: memory of other processes counts against utilization
+        blocks = lay.num_blocks(avail)
+        per_gpu.append(dict(
+            stage=st.stage, layers=st.layers, weights_gib=_gib(w), offloaded_gib=_gib(moved),
+            activation_gib=_gib(act), non_torch_gib=_gib(nt), cuda_graph_gib=_gib(cg),
+            cuda_graphs_budgeted=bool(budget_cg), available_kv_gib=_gib(avail), num_blocks=blocks,
+            kv_bytes_per_token=lay.bytes_per_token, _layout=lay,
+        ))
+    lim = min(per_gpu, key=lambda g: (g["num_blocks"], g["available_kv_gib"]))
+    lay: kv.KVLayout = lim.pop("_layout")
+    for g in per_gpu:
+        g.pop("_layout", None)
+    avail = lim["available_kv_gib"] * GiB
+    blocks = lim["num_blocks"]
+    mlen, mnbt = p.max_model_len, p.max_num_batched_tokens
+    tokens = lay.tokens(blocks, mlen, mnbt, rules.tokens_from_concurrency)
+    conc = lay.concurrency(blocks, mlen, mnbt)
+    fit_len = min(lay.max_model_len_for(avail, arch.max_position_embeddings * 4, mnbt), 10**7)
+    fit_len = fit_len // p.block_size * p.block_size
+
+    plan_ = Plan(
+        weights_gib=lim["weights_gib"], activation_gib=lim["activation_gib"], non_torch_gib=lim["non_torch_gib"],
+        cuda_graph_gib=lim["cuda_graph_gib"], available_kv_gib=lim["available_kv_gib"],
+        kv_cache_tokens=tokens, max_concurrency=round(conc, 2), fits=True, error=None, fix=None,
+        resolved=p, per_gpu=per_gpu, gpu_mem_gib=hw.gpu_mem_gib, requested_gib=_gib(requested),
+        free_gib=_gib(free), headroom_gib=_gib(free - requested),
+        cuda_graphs_budgeted=lim["cuda_graphs_budgeted"], kv_bytes_per_token=lay.bytes_per_token,
+        num_blocks=blocks, max_model_len_fit=fit_len,
+        cpu_offload_host_gib=sum(g["offloaded_gib"] for g in per_gpu) * p.tp,
+        verdict="ok", vllm_version=rules.label,
+    )
+    if arch.family == "fallback":
+        plan_.warnings.append(
+            f"architecture {arch.architecture} is not modelled: weights estimated as a dense model +15%"
+        )
+    if offload and offload > max(s.decoder_bytes for s in stages):
+        plan_.warnings.append(
+            f"cpu_offload_gb {p.cpu_offload_gb} is more than the decoder weights per GPU "
+            f"({_gib(max(s.decoder_bytes for s in stages)):.1f} GiB); the rest is unused"
+        )
+    _verdicts(plan_, arch, hw, p, rules, lay, free, requested)
+    return plan_
+
+
+def _fail(plan_: Plan, verdict: str, error: str, fix: str) -> None:
+    plan_.fits, plan_.verdict, plan_.error, plan_.fix = False, verdict, error, fix
+
+
+def _verdicts(pl: Plan, arch: ModelArch, hw: Hardware, p: LaunchParams, rules: Rules,
+              lay: kv.KVLayout, free: float, requested: float) -> None:
+    """vLLM's startup checks, in the order vLLM runs them."""
+    total = hw.gpu_mem_gib * GiB
+    util = p.gpu_memory_utilization
+    if rules.checks_free_memory and free < requested:
+        max_util = int((free / total) * 100) / 100
+        _fail(pl, "free_memory",
+              f"Free memory on device ({_gib(free):.2f}/{_gib(total):.2f} GiB) on startup is less than desired "
+              f"GPU memory utilization ({util}, {_gib(requested):.2f} GiB)",
+              f"lower gpu_memory_utilization to {max_util:.2f} or free the card "
+              f"({_gib(total - free):.2f} GiB is already in use)")
+        return
+    avail = pl.available_kv_gib * GiB
+    mlen = p.max_model_len
+    if avail <= 0 or pl.num_blocks == 0:
+        need = pl.weights_gib + pl.activation_gib + pl.non_torch_gib + (pl.cuda_graph_gib if pl.cuda_graphs_budgeted else 0)
+        util_needed = (need + 1.0) / hw.gpu_mem_gib
+        hint = (f"raise gpu_memory_utilization to {util_needed:.2f}" if util_needed <= 0.95 else
+                f"spread the weights (tp {p.tp * 2}), use a quantized checkpoint, or set cpu_offload_gb "
+                f"≥ {max(1.0, need + 1.0 - 0.9 * hw.gpu_mem_gib + p.cpu_offload_gb):.0f}")
+        _fail(pl, "no_kv_memory",
+              "No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
+              f"initializing the engine. (weights {pl.weights_gib:.2f} + activation {pl.activation_gib:.2f} + "
+              f"non-torch {pl.non_torch_gib:.2f} GiB leave {pl.available_kv_gib:.2f} GiB of {pl.requested_gib:.2f})",
+              hint)
+        return
+    need = lay.request_bytes(mlen, p.max_num_batched_tokens)
+    if need > avail:
+        est = pl.max_model_len_fit
+        _fail(pl, "max_model_len",
+              f"To serve at least one request with the models's max seq len ({mlen}), "
+              f"({_gib(need):.2f} GiB KV cache is needed, which is larger than the available KV cache memory "
+              f"({_gib(avail):.2f} GiB). Based on the available memory, the estimated maximum model length is {est}.",
+              f"lower max_model_len to {est}, raise gpu_memory_utilization, or use kv_cache_dtype fp8")
+        return
+    # After the KV cache: CUDA-graph capture (when not budgeted) and the sampler warm-up
+    # must fit in what the profile freed plus the headroom outside the budget.
+    left = free - requested + pl.activation_gib * GiB + (pl.cuda_graph_gib * GiB if pl.cuda_graphs_budgeted else 0)
+    left -= pl.cuda_graph_gib * GiB
+    warm = sampler_warmup_bytes(arch, p, rules) if rules.engine == "v1" else 0.0
+    short = warm + WARMUP_RESERVE_GIB * GiB - left
+    if short > 0:
+        new_util = int(((requested - short) / total) * 100) / 100
+        what = "CUDA-graph capture" + (" and the sampler warm-up" if warm else "")
+        _fail(pl, "cuda_oom_risk",
+              f"CUDA out of memory risk: after the KV cache, {what} need "
+              f"{pl.cuda_graph_gib + _gib(warm) + WARMUP_RESERVE_GIB:.2f} GiB but only {_gib(left + pl.cuda_graph_gib * GiB):.2f} GiB "
+              f"is outside the KV cache",
+              f"lower gpu_memory_utilization to {new_util:.2f}, lower max_num_seqs, or set enforce_eager")
