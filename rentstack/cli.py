@@ -15,7 +15,7 @@ import traceback
 
 from rentstack.errors import RentstackError
 
-COMMANDS = ("render", "plan", "doctor", "up", "models", "tiers")
+COMMANDS = ("render", "up", "image", "plan", "doctor", "tiers", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,13 @@
+"""Rendering: a planned Deployment and the texts of its artifacts (no I/O here)."""
+
+from rentstack.render.deployment import PLANNED, Deployment, build_deployment
+from rentstack.render.templates import (
+    CUSTOM_PROFILE,
+    TEMPLATES_DIR,
+    render_compose_env,
+    render_root_compose,
+    render_vllm_yaml,
+)
+
+__all__ = ["CUSTOM_PROFILE", "PLANNED", "TEMPLATES_DIR", "Deployment", "build_deployment",
+           "render_compose_env", "render_root_compose", "render_vllm_yaml"]

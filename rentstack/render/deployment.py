@@ -1,0 +1,181 @@
+"""Spec -> validated, planned deployment: every value the templates need, computed here.
+
+`build_deployment` is pure apart from reading the shipped config.json of the model: it
+merges tier, preset, catalog model and `--set` overrides, asks the planner for every
+memory-related vLLM value that is not fixed, checks the fixed ones with it, and refuses a
+deployment the planner predicts will fail (unless forced).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from rentstack import plan as planner
+from rentstack.errors import RentstackError
+from rentstack.spec import CatalogModel, Tier, resolve_model
+from rentstack.spec.vllm_args import REMOVED, check_vllm_settings, version
+from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE, VLLM_VERSION
+
+CONTAINER_PORT = 8000
+"""vLLM listens here inside the container; the host port is mapped in compose."""
+
+# vLLM flag -> planner LaunchParams field: the values the planner chooses or checks.
+PLANNED = {
+    "tensor-parallel-size": "tp",
+    "pipeline-parallel-size": "pp",
+    "gpu-memory-utilization": "gpu_memory_utilization",
+    "max-model-len": "max_model_len",
+    "max-num-seqs": "max_num_seqs",
+    "max-num-batched-tokens": "max_num_batched_tokens",
+    "dtype": "dtype",
+    "quantization": "quantization",
+    "kv-cache-dtype": "kv_cache_dtype",
+    "block-size": "block_size",
+    "enforce-eager": "enforce_eager",
+    "cpu-offload-gb": "cpu_offload_gb",
+}
+# The planner's defaults equal vLLM's; writing them out would only add noise.
+_QUIET_DEFAULTS = {"tp": 1, "pp": 1, "dtype": "auto", "kv_cache_dtype": "auto", "quantization": None,
+                   "cpu_offload_gb": 0.0, "block_size": None, "enforce_eager": False}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One tier + model + settings, planned and ready to render."""
+
+    tier: Tier
+    model: CatalogModel
+    settings: dict[str, object]          # final vLLM flags (long names), model path included
+    runner: str = "compose"              # compose | native
+    bind: str = "127.0.0.1"
+    port: int = 8000
+    models_dir: str = "./models"
+    plan: object | None = None           # rentstack.plan.Plan for GPU tiers
+    notes: list[str] = field(default_factory=list)   # why each planned value was chosen
+    cpu_kv_gib: int = 0                  # VLLM_CPU_KVCACHE_SPACE for the cpu tier
+    require_api_key: bool = True
+
+    @property
+    def image(self) -> str:
+        return VLLM_CPU_IMAGE if self.tier.accelerator == "cpu" else VLLM_GPU_IMAGE
+
+    @property
+    def model_path(self) -> str:
+        """Where vLLM finds the weights: inside the container, or on the host for native."""
+        base = "/models" if self.runner == "compose" else self.models_dir
+        return str(PurePosixPath(base) / self.model.source.dirname)
+
+
+def _check_bind(bind: str, require_api_key: bool) -> None:
+    local = bind in ("127.0.0.1", "localhost", "::1") or bind.startswith("127.")
+    if not local and not require_api_key:
+        raise RentstackError(
+            f"bind {bind!r} publishes the server to the network without an API key: "
+            "drop --no-api-key (a key is generated for you) or bind to 127.0.0.1")
+
+
+def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, object] | None = None,
+                     *, runner: str = "compose", bind: str = "127.0.0.1", port: int = 8000,
+                     models_dir: str = "./models", force: bool = False, require_api_key: bool = True,
+                     model_config: str | None = None) -> Deployment:
+    """Merge tier + model + overrides, plan the memory values, and validate the result."""
+    if runner not in ("compose", "native"):
+        raise RentstackError(f"runner {runner!r} is unknown; use compose or native")
+    if not 1 <= port <= 65535:
+        raise RentstackError(f"port {port} is out of range: use 1-65535")
+    _check_bind(bind, require_api_key)
+    entry = resolve_model(model or tier.model)
+    settings: dict[str, object] = {**tier.vllm, **(sets or {})}
+    notes: list[str] = []
+    for key in [k for k in settings if k in REMOVED]:
+        notes.append(f"dropped {key}: {settings.pop(key)} from the stack file: {REMOVED[key]} (vLLM {version()})")
+    check_vllm_settings(settings, where="vLLM settings")
+    if entry.quantization and "quantization" not in settings:
+        settings["quantization"] = entry.quantization
+
+    plan = None
+    cpu_kv_gib = 0
+    config = model_config or (str(entry.config_path) if entry.config_path else None)
+    if tier.accelerator == "cpu":
+        cpu_kv_gib, note = _cpu_kv_space(config, settings)
+        notes.append(note)
+    elif config is None:
+        if not force:
+            raise RentstackError(
+                f"model {entry.source} has no config.json to plan with: pass --model-config PATH "
+                "(the model's config.json), or --force to render without a memory plan")
+        notes.append("not planned: no config.json for this model (--force)")
+    else:
+        settings, plan, plan_notes = _plan_gpu(tier, config, settings, force)
+        notes += plan_notes
+
+    served = {"served-model-name": entry.name}
+    if runner == "compose":
+        where = {"host": "0.0.0.0", "port": CONTAINER_PORT}
+    else:
+        where = {"host": bind, "port": port}
+    deployment = Deployment(tier=tier, model=entry, settings={}, runner=runner, bind=bind, port=port,
+                            models_dir=models_dir, plan=plan, notes=notes, cpu_kv_gib=cpu_kv_gib,
+                            require_api_key=require_api_key)
+    final = {"model": deployment.model_path, **served, **where, **dict(sorted(settings.items()))}
+    return Deployment(**{**deployment.__dict__, "settings": final})
+
+
+def _launch_params(settings: dict[str, object]) -> dict[str, object]:
+    return {PLANNED[k]: v for k, v in settings.items() if k in PLANNED}
+
+
+def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool):
+    """Fill every unset memory-related value from the planner's fit; check the set ones."""
+    arch = planner.load_arch(config)
+    hw = planner.Hardware(gpu_mem_gib=tier.gpu.memory_gib, gpus=tier.gpu.count,
+                          free_mem_gib=tier.gpu.free_gib, name=tier.gpu.name)
+    fixed = _launch_params(settings)
+    fit = planner.fit(arch, hw, fixed=fixed)
+    chosen = fit.params
+    notes = [f"{key}: {why}" for key, why in fit.reasons.items()]
+    out = dict(settings)
+    for flag, attr in PLANNED.items():
+        if flag in settings:
+            continue
+        value = getattr(chosen, attr)
+        if value is None or _QUIET_DEFAULTS.get(attr, object()) == value:
+            continue
+        out[flag] = value
+    result = fit.plan
+    if not result.fits and not force:
+        extra = f"; {result.fix}" if getattr(result, "fix", None) else ""
+        alt = f"; nearest alternative: {fit.alternatives[0]}" if getattr(fit, "alternatives", None) else ""
+        raise RentstackError(f"planner: this deployment will not start: {result.error}{extra}{alt} "
+                             "(--force renders it anyway)")
+    notes.append(_summary(result))
+    return out, result, notes
+
+
+def _summary(result) -> str:
+    verdict = "fits" if result.fits else f"DOES NOT FIT ({result.error})"
+    return (f"planner: {verdict}; weights {result.weights_gib:.2f} GiB, KV cache {result.available_kv_gib:.2f} GiB "
+            f"= {result.kv_cache_tokens:,} tokens, max concurrency {result.max_concurrency:.2f} per GPU")
+
+
+def _cpu_kv_space(config: str | None, settings: dict[str, object]) -> tuple[int, str]:
+    """VLLM_CPU_KVCACHE_SPACE (GiB): room for max-num-seqs full-length requests, at least 1."""
+    seqs = int(settings.get("max-num-seqs", 4))
+    length = int(settings.get("max-model-len", 2048))
+    if config is None:
+        return 4, "cpu KV cache: 4 GiB (no config.json to size it from)"
+    arch = planner.load_arch(config)
+    per_token = planner.kv_bytes_per_token(arch, planner.LaunchParams(dtype=str(settings.get("dtype", "auto"))))
+    need = per_token * seqs * length / 2**30
+    gib = max(1, math.ceil(need * 1.1))
+    return gib, (f"cpu KV cache: {gib} GiB for {seqs} x {length} tokens "
+                 f"({per_token:,} B/token from config.json, +10%)")
+
+
+def tier_image(tier: Tier) -> str:
+    return VLLM_CPU_IMAGE if tier.accelerator == "cpu" else VLLM_GPU_IMAGE
+
+
+__all__ = ["Deployment", "build_deployment", "PLANNED", "VLLM_VERSION", "tier_image"]

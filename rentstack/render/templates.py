@@ -1,0 +1,106 @@
+"""Rendered artifacts from a Deployment: pure functions from values to file texts.
+
+Templates (templates/<artifact>.<ext>.j2) only substitute and loop; everything they show
+is computed here. StrictUndefined turns a missing value into an error, not a blank.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from rentstack import __version__
+from rentstack.render.deployment import Deployment
+from rentstack.spec import Tier
+from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE, VLLM_VERSION
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+CUSTOM_PROFILE = "gpu"
+"""Profile of the service for cards described on the command line (--gpus/--gpu-mem)."""
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def _scalar(value: object) -> str:
+    """A YAML scalar for any value: JSON scalars are valid YAML and quote what needs quoting."""
+    return json.dumps(value)
+
+
+def render_vllm_yaml(dep: Deployment) -> str:
+    return _env().get_template("vllm.yaml.j2").render(
+        version=__version__, tier=dep.tier.name, vllm_version=VLLM_VERSION,
+        plan_notes=dep.notes, settings=[(k, _scalar(v)) for k, v in dep.settings.items()])
+
+
+def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[tuple[str, str]]:
+    values = [
+        ("RENTSTACK_BIND", dep.bind),
+        ("RENTSTACK_PORT", str(dep.port)),
+        ("RENTSTACK_MODELS_DIR", dep.models_dir),
+        ("RENTSTACK_STATE_DIR", state_dir),
+        ("RENTSTACK_CACHE_DIR", cache_dir),
+        ("COMPOSE_PROFILES", dep.tier.name if dep.tier.name in _profiles() else CUSTOM_PROFILE),
+    ]
+    if dep.tier.accelerator == "cpu":
+        values.append(("RENTSTACK_CPU_KV_GIB", str(dep.cpu_kv_gib)))
+    else:
+        values.append(("RENTSTACK_GPUS", str(dep.tier.gpu.count)))
+        values.append(("RENTSTACK_NCCL_P2P_DISABLE", "0" if dep.tier.gpu.p2p else "1"))
+    return values
+
+
+def render_compose_env(dep: Deployment, state_dir: str, cache_dir: str) -> str:
+    return _env().get_template("compose.env.j2").render(
+        version=__version__, tier=dep.tier.name, values=compose_env_values(dep, state_dir, cache_dir))
+
+
+@lru_cache(maxsize=1)
+def _profiles() -> frozenset[str]:
+    from rentstack.spec import list_tiers
+    return frozenset(list_tiers())
+
+
+def _service(tier: Tier) -> dict:
+    cpu = tier.accelerator == "cpu"
+    env = dict(tier.env)
+    if cpu:
+        env["VLLM_CPU_KVCACHE_SPACE"] = "${RENTSTACK_CPU_KV_GIB:-1}"
+    else:
+        env.setdefault("HF_HUB_OFFLINE", "1")   # weights are local; never reach for a hub at start
+    return {
+        "service": f"vllm-{tier.name}",
+        "profile": tier.name,
+        "description": tier.description,
+        "image": VLLM_CPU_IMAGE if cpu else VLLM_GPU_IMAGE,
+        "cpu": cpu,
+        "shm_size": tier.shm_size,
+        "gpus": tier.gpu.count,
+        "start_period_s": tier.health.start_period_s,
+        "environment": [(k, _scalar(str(v))) for k, v in sorted(env.items())],
+    }
+
+
+def render_root_compose(tiers: list[Tier]) -> str:
+    """compose.yaml: one service per shipped tier, plus `gpu` for cards given by size."""
+    services = [_service(t) for t in tiers]
+    custom = {
+        "service": f"vllm-{CUSTOM_PROFILE}", "profile": CUSTOM_PROFILE,
+        "description": "any other card, described by --gpus/--gpu-mem at render time",
+        "image": VLLM_GPU_IMAGE, "cpu": False, "shm_size": "", "gpus": "${RENTSTACK_GPUS:-1}",
+        "start_period_s": 900,
+        "environment": [("HF_HUB_OFFLINE", '"1"'), ("NCCL_P2P_DISABLE", '"${RENTSTACK_NCCL_P2P_DISABLE:-0}"')],
+    }
+    return _env().get_template("compose.yaml.j2").render(services=[*services, custom])
