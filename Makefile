@@ -1,0 +1,89 @@
+# rentstack — the front door. `make help` lists the targets.
+# On a fresh machine: `make up` serves the CPU tier; `make test` runs the tests.
+
+TIER     ?= cpu
+MODEL    ?=
+PRESET   ?=
+PORT     ?= 8000
+SET      ?=
+AUTO_FIX ?= 0
+BASE     ?=
+ARGS     ?=
+LOG      ?= -
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+RS     := $(VENV)/bin/rentstack
+PYTEST := $(VENV)/bin/pytest
+
+# Optional flags, only when the variable is set.
+tier_flags = --tier $(TIER) $(if $(PRESET),--preset $(PRESET)) $(if $(MODEL),--model $(MODEL)) \
+             --port $(PORT) $(foreach s,$(SET),--set $(s))
+
+.PHONY: help venv host image model render up down status logs smoke doctor plan compose.yaml \
+        test test-unit test-integration bench bench-up bench-planner bench-download clean guard-root
+
+help: ## list the targets and variables
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo ""
+	@echo "  variables: TIER=$(TIER) MODEL=$(MODEL) PRESET=$(PRESET) PORT=$(PORT) SET='key=value ...' AUTO_FIX=$(AUTO_FIX) BASE=$(BASE)"
+	@echo "  tiers:     $$(ls stacks | sed -n 's/\.yaml$$//p' | grep -v '^models$$' | tr '\n' ' ')"
+
+venv: ## create .venv with rentstack and the test tools (reinstalls when pyproject.toml changes)
+	@bash scripts/ensure-venv.sh $(VENV)
+
+host: ## install/start the Docker engine and Compose v2 if missing (root)
+	@bash scripts/prepare-host.sh
+
+image: venv host ## build the vLLM CPU image from package mirrors (BASE=python:3.11-slim to use a registry base)
+	@$(RS) image $(if $(BASE),--base $(BASE))
+
+render: venv ## render .rentstack/$(TIER)/ (vLLM config, compose values, API key)
+	@$(RS) render $(tier_flags) $(ARGS)
+
+up: venv host ## start TIER (default cpu) and wait until healthy; AUTO_FIX=N retries with the doctor's fix
+	@$(RS) up $(tier_flags) --auto-fix $(AUTO_FIX) $(if $(BASE),--base $(BASE)) $(ARGS)
+
+down: venv ## stop TIER
+	@$(RS) down --tier $(TIER)
+
+status: venv ## show TIER's container state and health
+	@$(RS) status --tier $(TIER)
+
+logs: venv ## print TIER's server log
+	@$(RS) logs --tier $(TIER)
+
+smoke: venv ## send a real chat request with the key; print the reply and tokens/s
+	@$(RS) smoke --tier $(TIER)
+
+doctor: venv ## explain a vLLM log: make doctor LOG=file (default: TIER's server log)
+	@if [ "$(LOG)" = "-" ]; then $(RS) logs --tier $(TIER) | $(RS) doctor -; else $(RS) doctor $(LOG); fi
+
+plan: venv ## memory plan for TIER and MODEL (auto-fit)
+	@$(RS) plan --tier $(TIER) $(if $(MODEL),--model $(MODEL)) --fit
+
+compose.yaml: venv ## regenerate compose.yaml from stacks/ and templates/
+	@$(RS) render --compose
+
+test: venv ## all tests (integration tests need Docker; CI=true makes them mandatory)
+	@bash scripts/run-tests.sh $(PYTEST) $(ARGS)
+
+test-unit: venv ## unit tests only (nothing needed)
+	@$(PYTEST) tests/unit $(ARGS)
+
+test-integration: venv host ## integration tests only (real Docker, real vLLM)
+	@$(PYTEST) tests/integration $(ARGS)
+
+bench: bench-up bench-planner ## all benchmarks
+
+bench-up: venv host ## cold/warm `make up` vs direct vLLM start, smoke tokens/s (median of 3)
+	@$(PY) scripts/bench_up.py $(ARGS)
+
+bench-planner: venv ## planner vs vLLM's logged figures on the dev records
+	@$(PY) scripts/bench_planner.py $(ARGS)
+
+bench-download: venv ## fetch_weights.py vs `modelscope download` against a local hub server
+	@$(PY) scripts/bench_download.py $(ARGS)
+
+clean: ## remove rendered state (.rentstack/); keeps models, wheelhouse and images
+	rm -rf .rentstack

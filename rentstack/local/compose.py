@@ -1,0 +1,56 @@
+"""docker compose on this machine, for one rendered tier.
+
+Every call names the project directory, the root compose.yaml, the tier's compose.env and
+its profile explicitly, so it behaves the same from any working directory.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from rentstack.local.docker import run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One tier's compose project: root compose.yaml + .rentstack/<tier>/compose.env."""
+
+    profile: str
+    env_file: Path
+    compose_file: Path = REPO / "compose.yaml"
+
+    @property
+    def service(self) -> str:
+        return f"vllm-{self.profile}"
+
+    def cmd(self, *args: str) -> list[str]:
+        return ["docker", "compose", "--project-directory", str(self.compose_file.parent),
+                "-f", str(self.compose_file), "--env-file", str(self.env_file),
+                "--profile", self.profile, *args]
+
+    def up(self, wait_timeout: int) -> bool:
+        """`up -d --wait`: True once the service is healthy, False if it failed or timed out."""
+        proc = subprocess.run(self.cmd("up", "-d", "--wait", "--wait-timeout", str(wait_timeout)), text=True)
+        return proc.returncode == 0
+
+    def down(self) -> None:
+        run(self.cmd("down", "--remove-orphans"))
+
+    def logs(self, tail: int | None = None) -> str:
+        args = ["logs", "--no-color", "--no-log-prefix"]
+        if tail:
+            args += ["--tail", str(tail)]
+        proc = run(self.cmd(*args, self.service), check=False, capture=True)
+        return proc.stdout + proc.stderr
+
+    def state(self) -> str:
+        """'running (healthy)', 'exited', ... or '' when the container does not exist."""
+        proc = run(self.cmd("ps", "-a", "--format", "{{.State}} {{.Status}}", self.service), check=False, capture=True)
+        return proc.stdout.strip()
+
+    def config(self) -> str:
+        return run(self.cmd("config", "--quiet"), capture=True).stdout

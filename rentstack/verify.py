@@ -1,0 +1,73 @@
+"""Verification: is the server healthy, and does it answer a chat request with the key?
+
+Shared by the local and the remote executors (the remote one through an SSH tunnel).
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from rentstack.errors import RentstackError
+
+
+def health(base_url: str, timeout: float = 5.0) -> bool:
+    """True when GET /health answers 200."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_healthy(base_url: str, timeout: float, interval: float = 2.0, alive=None) -> bool:
+    """Poll /health until 200 or `timeout` seconds; stop early when alive() says the server died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if health(base_url):
+            return True
+        if alive is not None and not alive():
+            return False
+        time.sleep(interval)
+    return False
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    status: int
+    text: str
+    completion_tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def chat(base_url: str, api_key: str | None, model: str, prompt: str, max_tokens: int = 64,
+         timeout: float = 120.0) -> ChatResult:
+    """One non-streaming /v1/chat/completions request; returns the HTTP status on 4xx/5xx."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}],
+                       "max_tokens": max_tokens, "temperature": 0}).encode()
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    req = urllib.request.Request(f"{base_url}/v1/chat/completions", data=body, headers=headers)
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            data = json.load(resp)
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        return ChatResult(status=exc.code, text=exc.read().decode(errors="replace")[:200], completion_tokens=0,
+                          seconds=time.monotonic() - start)
+    except (urllib.error.URLError, OSError) as exc:
+        raise RentstackError(f"no answer from {base_url}: {getattr(exc, 'reason', exc)}") from None
+    elapsed = time.monotonic() - start
+    text = data["choices"][0]["message"]["content"] or ""
+    return ChatResult(status=status, text=text.strip(), completion_tokens=int(data["usage"]["completion_tokens"]),
+                      seconds=elapsed)
