@@ -22,7 +22,9 @@ class Hardware:
     gpus: int = 1
     """Cards available to this server."""
     free_mem_gib: float | None = None
-    """Free memory per card measured on the host at start (vGPU slices, shared cards); None = estimate."""
+    """Free memory per card a vLLM process sees at start, after its own CUDA context (vLLM's
+    "initial free memory"; for vGPU slices and shared cards). None = total minus ~0.5 GiB of
+    context (~1.6 GiB with TP/PP, NCCL included)."""
     name: str = ""
     """Card name, e.g. "RTX 4090"; used for vLLM's per-card defaults and the NVLink guess."""
 

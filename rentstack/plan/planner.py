@@ -26,10 +26,11 @@ CONTEXT_SINGLE_GIB = 0.5
 CONTEXT_MULTI_GIB = 1.6
 
 # After the KV cache is allocated vLLM captures CUDA graphs and warms the sampler up again.
-# What is left must hold the sampler's buffers plus this much: allocations of the graph
-# capture outside its pool and allocator fragmentation. Calibrated on the 0.19 logs:
-# gpt-oss-20b TP2 at util 0.95 OOMed with ~0.5 GiB to spare, Llama-3.3-70B TP2 ran with ~0.8.
-WARMUP_RESERVE_GIB = 0.6
+# What is left must hold the sampler's buffers plus allocations the graph capture makes
+# outside its pool (and the fragmentation it leaves), taken as this fraction of the pool.
+# Calibrated on the 0.19 logs: gpt-oss-20b TP2 at util 0.95 OOMed with ~0.5 GiB to spare
+# after a 1.55 GiB pool; Llama-3.3-70B TP2 ran with ~0.8 GiB after a 1.8 GiB pool.
+WARMUP_RESERVE_OF_GRAPHS = 0.4
 
 VALID_BLOCK_SIZES = (1, 8, 16, 32, 64, 128, 256)
 
@@ -64,6 +65,8 @@ class Plan:
     """Host RAM the offloaded weights take (all GPUs)."""
     verdict: str = ""
     """"ok", "free_memory", "no_kv_memory", "max_model_len", "cuda_oom_risk"."""
+    warmup_short_gib: float = 0.0
+    """How much the post-KV warm-up (graphs + sampler) lacks; > 0 means cuda_oom_risk."""
     warnings: list[str] = field(default_factory=list)
     vllm_version: str = ""
 
@@ -296,12 +299,15 @@ def _verdicts(pl: Plan, arch: ModelArch, hw: Hardware, p: LaunchParams, rules: R
     left = free - requested + pl.activation_gib * GiB + (pl.cuda_graph_gib * GiB if pl.cuda_graphs_budgeted else 0)
     left -= pl.cuda_graph_gib * GiB
     warm = sampler_warmup_bytes(arch, p, rules) if rules.engine == "v1" else 0.0
-    short = warm + WARMUP_RESERVE_GIB * GiB - left
+    reserve = WARMUP_RESERVE_OF_GRAPHS * pl.cuda_graph_gib * GiB
+    short = warm + reserve - left
+    pl.warmup_short_gib = max(0.0, _gib(short))
     if short > 0:
         new_util = int(((requested - short) / total) * 100) / 100
-        what = "CUDA-graph capture" + (" and the sampler warm-up" if warm else "")
+        what = "CUDA-graph capture" if not warm else (
+            "the sampler warm-up" if not pl.cuda_graph_gib else "CUDA-graph capture and the sampler warm-up")
         _fail(pl, "cuda_oom_risk",
               f"CUDA out of memory risk: after the KV cache, {what} need "
-              f"{pl.cuda_graph_gib + _gib(warm) + WARMUP_RESERVE_GIB:.2f} GiB but only {_gib(left + pl.cuda_graph_gib * GiB):.2f} GiB "
+              f"{pl.cuda_graph_gib + _gib(warm + reserve):.2f} GiB but only {_gib(left) + pl.cuda_graph_gib:.2f} GiB "
               f"is outside the KV cache",
               f"lower gpu_memory_utilization to {new_util:.2f}, lower max_num_seqs, or set enforce_eager")

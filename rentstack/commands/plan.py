@@ -1,0 +1,178 @@
+"""`rentstack plan`: will this model start on this card, with what context and concurrency?
+
+    rentstack plan --model-config PATH --gpu-mem-gib 24 [--tp 2 ...] [--json]
+    rentstack plan --tier 4090x1 --model qwen3-14b-awq [--fit] [--json]
+    rentstack plan --model qwen3-32b-awq --all-tiers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rentstack.errors import RentstackError, one_of
+from rentstack.plan import Hardware, LaunchParams, fit, load_arch, plan
+from rentstack.plan.fit import normalize_fixed
+from rentstack.plan.report import fit_text, plan_table
+from rentstack.versions import VLLM_VERSION
+
+# CLI flag → LaunchParams field, for the flags that override a tier's settings.
+_PARAM_FLAGS = ("tp", "pp", "gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
+                "dtype", "quantization", "kv_cache_dtype", "block_size", "enforce_eager", "cpu_offload_gb",
+                "vllm_version")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="predict vLLM's GPU memory use and startup verdict; --fit chooses the flags",
+                       description=__doc__.splitlines()[0])
+    src = p.add_argument_group("model")
+    src.add_argument("--model-config", metavar="PATH", help="the model's config.json (file or model directory)")
+    src.add_argument("--model", metavar="M", help="a catalog model (stacks/models.yaml); its config.json ships")
+    src.add_argument("--assume-dense", action="store_true",
+                     help="plan an unknown architecture as a dense model with a +15%% weight margin")
+    hw = p.add_argument_group("hardware")
+    hw.add_argument("--gpu-mem-gib", type=float, metavar="FLOAT", help="total memory per card, GiB (as CUDA reports)")
+    hw.add_argument("--gpus", type=int, metavar="N", help="cards on the host (default: tp × pp)")
+    hw.add_argument("--free-gib", type=float, metavar="FLOAT",
+                    help="free memory per card vLLM sees at start (vGPU slice, shared card)")
+    hw.add_argument("--gpu-name", default="", help="card name, e.g. 'H100' (per-card defaults, NVLink, FP8)")
+    hw.add_argument("--tier", metavar="T", help="a tier from stacks/ (cards and its vLLM settings)")
+    hw.add_argument("--preset", help="a named preset of the tier (e.g. 7gb: seed)")
+    hw.add_argument("--all-tiers", action="store_true", help="fit --model on every GPU tier and print a matrix")
+    v = p.add_argument_group("vLLM flags (unset: vLLM's default for that version and card)")
+    v.add_argument("--tp", type=int, metavar="N")
+    v.add_argument("--pp", type=int, metavar="N")
+    v.add_argument("--gpu-memory-utilization", type=float, metavar="F")
+    v.add_argument("--max-model-len", type=int, metavar="N")
+    v.add_argument("--max-num-seqs", type=int, metavar="N")
+    v.add_argument("--max-num-batched-tokens", type=int, metavar="N")
+    v.add_argument("--dtype", metavar="D")
+    v.add_argument("--quantization", metavar="Q")
+    v.add_argument("--kv-cache-dtype", metavar="auto|fp8")
+    v.add_argument("--block-size", type=int, metavar="N")
+    v.add_argument("--enforce-eager", action="store_true", default=None)
+    v.add_argument("--cpu-offload-gb", type=float, metavar="F")
+    v.add_argument("--vllm-version", metavar="X.Y.Z", help=f"default {VLLM_VERSION}, the pinned release")
+    v.add_argument("--allow-long-max-model-len", action="store_true",
+                   help="allow max_model_len above the model's limit (VLLM_ALLOW_LONG_MAX_MODEL_LEN=1)")
+    out = p.add_argument_group("output")
+    out.add_argument("--fit", action="store_true", help="choose tp/pp, utilization, context, batch, eager, KV dtype, offload")
+    out.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _cli_params(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in _PARAM_FLAGS if getattr(args, name, None) is not None}
+
+
+def _catalog_entry(name: str):
+    from rentstack.spec import load_catalog
+
+    catalog = load_catalog()
+    if name not in catalog:
+        raise one_of("model", name, catalog)
+    return catalog[name]
+
+
+def _model(args: argparse.Namespace, default_model: str | None = None):
+    """(arch, quantization from the catalog, label)."""
+    quant = None
+    if args.model_config:
+        source, label = args.model_config, args.model_config
+    else:
+        name = args.model or default_model
+        if not name:
+            raise RentstackError("name the model: --model-config PATH (its config.json) or --model NAME (catalog)")
+        entry = _catalog_entry(name)
+        if entry.config_path is None:
+            raise RentstackError(f"catalog model {name} ships no config.json; pass --model-config PATH")
+        source, label, quant = entry.config_path, name, entry.quantization
+    return load_arch(source, allow_unknown=args.assume_dense), quant, label
+
+
+def _tier(name: str, preset: str | None):
+    from rentstack.spec import load_tier
+
+    return load_tier(name).with_preset(preset)
+
+
+def _hardware_from_tier(tier, args: argparse.Namespace) -> Hardware:
+    if tier.accelerator == "cpu" or tier.gpu.count < 1:
+        raise RentstackError(f"tier {tier.name} has no GPU; the planner sizes GPU memory (the CPU tier's KV "
+                             "cache is sized from kv_bytes_per_token at render time)")
+    free = args.free_gib if args.free_gib is not None else tier.gpu.free_gib
+    return Hardware(gpu_mem_gib=tier.gpu.memory_gib, gpus=tier.gpu.count, free_mem_gib=free, name=tier.gpu.name)
+
+
+def _launch(fixed: dict[str, Any]) -> LaunchParams:
+    known = {k: v for k, v in fixed.items() if v is not None}
+    if "enforce_eager" in known:
+        known["enforce_eager"] = bool(known["enforce_eager"])
+    if "vllm_version" in known:
+        known["vllm_version"] = str(known["vllm_version"])
+    return LaunchParams(**known)
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.all_tiers:
+        return _all_tiers(args)
+    fixed: dict[str, Any] = {}
+    if args.tier:
+        if args.gpu_mem_gib is not None:
+            raise RentstackError("give either --tier or --gpu-mem-gib, not both")
+        tier = _tier(args.tier, args.preset)
+        hw = _hardware_from_tier(tier, args)
+        fixed.update(normalize_fixed(tier.vllm))
+        arch, quant, label = _model(args, default_model=tier.model)
+        title = f"{label} on tier {tier.name}" + (f" (preset {args.preset})" if args.preset else "")
+    else:
+        if args.gpu_mem_gib is None:
+            raise RentstackError("give the card: --gpu-mem-gib FLOAT (total per card), or --tier NAME")
+        arch, quant, label = _model(args)
+        gpus = args.gpus or (args.tp or 1) * (args.pp or 1)
+        hw = Hardware(gpu_mem_gib=args.gpu_mem_gib, gpus=gpus, free_mem_gib=args.free_gib, name=args.gpu_name)
+        title = f"{label} on {gpus}× {args.gpu_mem_gib:g} GiB"
+    if quant and "quantization" not in fixed:
+        fixed["quantization"] = quant
+    fixed.update(_cli_params(args))
+    if args.fit:
+        f = fit(arch, hw, fixed=fixed)
+        payload = {**f.plan.to_dict(), "fit": f.to_dict() | {"plan": None}}
+        _emit(args, payload, fit_text(f, title))
+        return 0 if f.plan.fits else 3
+    pl = plan(arch, hw, _launch(fixed), allow_long_max_model_len=args.allow_long_max_model_len)
+    _emit(args, pl.to_dict(), plan_table(pl, title))
+    return 0 if pl.fits else 3
+
+
+def _all_tiers(args: argparse.Namespace) -> int:
+    from rentstack.spec import list_tiers
+
+    if not (args.model or args.model_config):
+        raise RentstackError("--all-tiers needs --model M (or --model-config PATH)")
+    arch, quant, label = _model(args)
+    rows, payload = [], {}
+    for name in list_tiers():
+        tier = _tier(name, None)
+        if tier.accelerator == "cpu":
+            continue
+        hw = _hardware_from_tier(tier, args)
+        fixed = {"quantization": quant} if quant else {}
+        fixed.update(_cli_params(args))
+        f = fit(arch, hw, fixed=fixed)
+        p, pl = f.params, f.plan
+        payload[name] = {**pl.to_dict(), "goal_met": f.goal_met, "alternatives": f.alternatives}
+        verdict = ("full context ×4" if f.goal_met else "fits, shorter context") if pl.fits else f"no: {pl.verdict}"
+        rows.append(f"{name:<8} {tier.gpu.count}×{tier.gpu.memory_gib:<6g} tp{p.tp} pp{p.pp} "
+                    f"util {p.gpu_memory_utilization:<4} ctx {p.max_model_len:>7} seqs {p.max_num_seqs:>4} "
+                    f"{'eager' if p.enforce_eager else 'graphs':<6} kv {p.kv_cache_dtype:<4} "
+                    f"offload {p.cpu_offload_gb:>4g}  KV {pl.kv_cache_tokens:>9,} tok  conc {pl.max_concurrency:>7.2f}  "
+                    f"{verdict}")
+    head = f"{label}: fit per tier (goal: full context at concurrency ≥4, else longest context)"
+    _emit(args, {"model": label, "tiers": payload}, "\n".join([head, *rows]))
+    return 0
