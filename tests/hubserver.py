@@ -66,6 +66,8 @@ class Knobs:
     honour_range: bool = True
     delay_per_chunk_s: float = 0.0
     hf_page_size: int = 1000
+    listed_size: dict[str, int] = field(default_factory=dict)
+    """Claim this size in listings (a model larger than the disk, without the bytes)."""
 
 
 def _hash_file(path: Path) -> tuple[str, str]:
@@ -216,7 +218,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             for i in range(1, len(parts)):
                 dirs.add("/".join(parts[:i]))
             entries.append({
-                "Name": parts[-1], "Path": f.path, "Type": "blob", "Size": f.size, "Sha256": f.sha256,
+                "Name": parts[-1], "Path": f.path, "Type": "blob",
+                "Size": self.hub.knobs.listed_size.get(f.path, f.size), "Sha256": f.sha256,
                 "IsLFS": f.lfs, "Revision": FAKE_COMMIT, "CommitId": FAKE_COMMIT, "Mode": "33188",
                 "CommittedDate": 1700000000, "CommitMessage": "upload",
             })
@@ -263,9 +266,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             parts = f.path.split("/")
             for i in range(len(prefix.split("/")), len(parts)):
                 dirs.add("/".join(parts[:i]))
-            entry: dict = {"type": "file", "oid": f.git_sha1, "size": f.size, "path": f.path}
+            size = self.hub.knobs.listed_size.get(f.path, f.size)
+            entry: dict = {"type": "file", "oid": f.git_sha1, "size": size, "path": f.path}
             if f.lfs:
-                entry["lfs"] = {"oid": f.sha256, "size": f.size, "pointerSize": 134}
+                entry["lfs"] = {"oid": f.sha256, "size": size, "pointerSize": 134}
             entries.append(entry)
         entries = [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in sorted(dirs) if d] + entries
         start = int((query.get("cursor") or ["0"])[0])

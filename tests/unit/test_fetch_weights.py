@@ -239,6 +239,17 @@ def test_check_space_reports_what_is_still_needed(hub: HubServer, hub_root: Path
     assert hub.hub.total_sent() == 0 and model_files(tmp_path / "m") == {}
 
 
+@pytest.mark.parametrize("mode", [(), ("--check-space",)], ids=["download", "check-space"])
+def test_disk_too_small_is_refused_before_any_transfer(hub: HubServer, tmp_path: Path, mode: tuple) -> None:
+    hub.knobs.listed_size[BIG] = 1 << 60  # the hub says 1 EiB: no disk here holds that
+    code, summary, err = fetch(hub, tmp_path / "m", *mode)
+    assert code == 6
+    assert "needed on" in summary["error"] and "free" in summary["error"] and "grow the data disk" in summary["error"]
+    assert summary["bytes_needed"] >= 1 << 60 and 0 < summary["free_bytes"] < 1 << 60
+    assert hub.hub.total_sent() == 0 and model_files(tmp_path / "m") == {}
+    assert len(err.strip().splitlines()) == 2  # the plan line, then the one error line
+
+
 def test_tampered_file_is_replaced_when_verifying(hub: HubServer, hub_root: Path, tmp_path: Path) -> None:
     dest = tmp_path / "m"
     assert fetch(hub, dest, "--include", "*.json")[0] == 0
