@@ -20,9 +20,6 @@ from rentstack.errors import RentstackError
 SCRIPT_PATH = Path(__file__).resolve().parents[2] / "scripts" / "fetch_weights.py"
 """The downloader in this checkout, to upload to the host."""
 
-REMOTE_SCRIPT = "/root/autodl-tmp/.rentstack/fetch_weights.py"
-"""Where the executor puts the script on an AutoDL-like host (on the data disk, with the state)."""
-
 DEFAULT_DATA_DIR = "/root/autodl-tmp"
 DEFAULT_EXCLUDE: tuple[str, ...] = ("*.pth",)
 """The seed skipped PyTorch pickles: vLLM loads safetensors, and .pth files double the download."""
@@ -40,6 +37,11 @@ EXIT_MEANING = {
     6: "the data disk is too small",
     7: "another download is running into the same directory",
 }
+
+
+def remote_script(data_dir: str = DEFAULT_DATA_DIR) -> str:
+    """Where the executor uploads fetch_weights.py: on the data disk, beside rentstack's state."""
+    return str(PurePosixPath(data_dir) / ".rentstack" / "fetch_weights.py")
 
 
 def _scheme_ref(source: Any) -> tuple[str, str]:
@@ -94,7 +96,7 @@ def fetch_command(
     source: Any,
     *,
     data_dir: str = DEFAULT_DATA_DIR,
-    script: str = REMOTE_SCRIPT,
+    script: str | None = None,
     python: str = "python3",
     hf_endpoint: str | None = HF_MIRROR,
     modelscope_endpoint: str | None = None,
@@ -110,6 +112,7 @@ def fetch_command(
     ``hf_endpoint`` defaults to the hf-mirror.com mirror (huggingface.co is not reachable
     from mainland China); pass "https://huggingface.co" for the real hub.
     ``modelscope_endpoint`` None means the script's default (www.modelscope.cn).
+    ``script`` defaults to ``remote_script(data_dir)``.
     """
     scheme, ref = _scheme_ref(source)
     if scheme in ("local", "builtin"):
@@ -120,7 +123,7 @@ def fetch_command(
         raise RentstackError(f"download workers {workers} is out of range; use 1 to 32 (4 suits most links)")
     endpoint = hf_endpoint if scheme == "hf" else modelscope_endpoint
     directory = model_dir(source, data_dir)
-    argv = [python, script, "--source", scheme, "--model", ref, "--dest", directory, "--workers", str(workers), "--json"]
+    argv = [python, script or remote_script(data_dir), "--source", scheme, "--model", ref, "--dest", directory, "--workers", str(workers), "--json"]
     if endpoint:
         argv += ["--endpoint", endpoint]
     if revision:

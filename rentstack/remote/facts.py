@@ -671,15 +671,20 @@ def split_sections(output: str) -> dict[str, tuple[int, str]]:
 RunFn = Callable[[str], "tuple[int, str]"]
 
 
+def facts_command(data_dir: str = DEFAULT_DATA_DIR) -> str:
+    """The one command that reads every fact: the script handed to ``sh -c``, so it runs the
+    same whatever the login shell is (bash, zsh, fish)."""
+    return "sh -c " + shlex.quote(facts_script((*STATIC_FACTS, data_disk_fact(data_dir))))
+
+
 def gather(run: RunFn, data_dir: str = DEFAULT_DATA_DIR) -> HostFacts:
     """Read every fact from a host in one round trip.
 
-    ``run(script)`` executes a shell script on the host and returns (exit code, stdout),
-    e.g. ``lambda s: (r.exited, r.stdout)`` around Fabric's ``c.run(s, hide=True, warn=True)``.
+    ``run(command)`` runs a command line with the host user's shell and returns (exit code,
+    stdout), e.g. with Fabric: ``r = c.run(cmd, hide=True, warn=True, in_stream=False);
+    return r.exited, r.stdout``; locally: ``subprocess.run(cmd, shell=True, ...)``.
     """
-    disk = data_disk_fact(data_dir)
-    script = facts_script((*STATIC_FACTS, disk))
-    code, output = run(script)
+    code, output = run(facts_command(data_dir))
     sections = split_sections(output)
     if code != 0 or not sections:
         first = output.strip().splitlines()[:1]

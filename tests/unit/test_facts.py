@@ -135,7 +135,7 @@ def test_gather_script_runs_in_real_sh_one_round_trip(tmp_path: Path) -> None:
 
     def run(script: str) -> tuple[int, str]:
         calls.append(script)
-        p = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=120)
+        p = subprocess.run(script, shell=True, capture_output=True, text=True, timeout=120)
         return p.returncode, p.stdout
 
     host = F.gather(run, data_dir=str(tmp_path))

@@ -275,7 +275,7 @@ def test_token_is_sent_but_never_in_argv(hub: HubServer, tmp_path: Path) -> None
 def test_fetch_command_for_each_source() -> None:
     ms = download.fetch_command("modelscope:Qwen/Qwen2.5-7B-Instruct")
     assert ms is not None and ms.model_dir == "/root/autodl-tmp/models/qwen2.5-7b-instruct"
-    assert ms.argv[:4] == ("python3", download.REMOTE_SCRIPT, "--source", "modelscope")
+    assert ms.argv[:4] == ("python3", "/root/autodl-tmp/.rentstack/fetch_weights.py", "--source", "modelscope")
     assert ("--exclude", "*.pth") == ms.argv[-2:] and "--endpoint" not in ms.argv
     hf = download.fetch_command("hf:Qwen/Qwen3-8B", data_dir="/data", workers=8)
     assert hf is not None and hf.argv[hf.argv.index("--endpoint") + 1] == "https://hf-mirror.com"
