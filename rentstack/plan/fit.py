@@ -282,18 +282,25 @@ def alternatives(arch: ModelArch, hw: Hardware, pl: Plan, context: int, concurre
         if n <= p.tp * p.pp or arch.num_heads % n:
             continue
         try:
-            alt = plan(arch, replace(hw, gpus=n), replace(p, tp=n, pp=1, cpu_offload_gb=0.0))
+            probe = plan(arch, replace(hw, gpus=n), replace(p, tp=n, pp=1, cpu_offload_gb=0.0,
+                                                           max_model_len=min(context, 1024)))
+            if not probe.fits:
+                continue
+            n_ctx = min(context, probe.max_model_len_fit // 1024 * 1024 or probe.max_model_len_fit)
+            alt = plan(arch, replace(hw, gpus=n), replace(probe.resolved, max_model_len=n_ctx))
         except RentstackError:
             continue
         if alt.fits:
             out.append(f"{n}× this card (tp {n}): {alt.available_kv_gib:.1f} GiB KV per GPU, "
-                       f"{alt.kv_cache_tokens:,} tokens, {alt.max_concurrency:.2f}× at {context}")
+                       f"{alt.kv_cache_tokens:,} tokens, {alt.max_concurrency:.2f}× at {n_ctx}")
             break
-    # CPU offload: move enough weights to host RAM for the goal's KV cache.
-    need_kv = pl.kv_bytes_per_token * context * concurrency / 2**30
+    # CPU offload: move enough weights to host RAM for the goal's KV cache (or one 8k request).
     stage_w = max(g["weights_gib"] for g in pl.per_gpu)
-    gib = math.ceil(need_kv - max(pl.available_kv_gib, 0.0) + 0.5)
-    if 0 < gib <= stage_w:
-        out.append(f"cpu_offload_gb {gib}: room for {concurrency}× {context} tokens; needs {gib * p.tp * p.pp} GiB "
-                   f"of host RAM and decodes at most ~{PCIE_GBPS / gib:.1f} tokens/s (weights stream over PCIe)")
+    for ctx, conc in ((context, concurrency), (min(context, 8192), 1)):
+        need_kv = pl.kv_bytes_per_token * ctx * conc / 2**30
+        gib = math.ceil(need_kv - pl.available_kv_gib + 0.5)
+        if 0 < gib <= stage_w:
+            out.append(f"cpu_offload_gb {gib}: room for {conc}× {ctx} tokens; needs {gib * p.tp * p.pp} GiB of "
+                       f"host RAM and decodes at most ~{PCIE_GBPS / gib:.1f} tokens/s (weights stream over PCIe)")
+            break
     return out

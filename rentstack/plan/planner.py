@@ -227,7 +227,7 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
     mlen, mnbt = p.max_model_len, p.max_num_batched_tokens
     tokens = lay.tokens(blocks, mlen, mnbt, rules.tokens_from_concurrency)
     conc = lay.concurrency(blocks, mlen, mnbt)
-    fit_len = min(lay.max_model_len_for(avail, arch.max_position_embeddings * 4, mnbt), 10**7)
+    fit_len = lay.max_model_len_for(avail, max(arch.max_position_embeddings, mlen), mnbt)
     fit_len = fit_len // p.block_size * p.block_size
 
     plan_ = Plan(

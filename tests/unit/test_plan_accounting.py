@@ -1,0 +1,128 @@
+"""The accounting mechanisms, each pinned to a value worked out by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rentstack.plan import Hardware, LaunchParams, kv_bytes_per_token, load_arch, plan
+from rentstack.plan.accounting import batch_defaults, rules_for
+from rentstack.plan.weights import pp_layer_split
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "stacks" / "model-configs"
+QWEN3_8B = load_arch(CONFIGS / "qwen3-8b.json")
+SMOL = load_arch(CONFIGS / "smollm2-135m.json")
+
+
+def test_kv_bytes_gqa_and_replicated_heads():
+    # Qwen3-8B: 36 layers × 2 × 8 KV heads × 128 × 2 B
+    assert kv_bytes_per_token(QWEN3_8B) == 147456
+    assert kv_bytes_per_token(QWEN3_8B, LaunchParams(tp=2)) == 73728
+    assert kv_bytes_per_token(QWEN3_8B, LaunchParams(tp=8)) == 18432
+    # SmolLM2: 3 KV heads; with tp 3... heads 9 so tp must divide 9: at tp 9 each rank keeps one replicated head
+    assert kv_bytes_per_token(SMOL) == 30 * 2 * 3 * 64 * 2
+    assert kv_bytes_per_token(SMOL, LaunchParams(tp=9)) == 30 * 2 * 1 * 64 * 2
+
+
+def test_fp8_kv_doubles_tokens_same_gib():
+    hw = Hardware(79.19, name="H100")
+    a = plan(QWEN3_8B, hw, LaunchParams(max_model_len=8192))
+    b = plan(QWEN3_8B, hw, LaunchParams(max_model_len=8192, kv_cache_dtype="fp8"))
+    assert b.available_kv_gib == pytest.approx(a.available_kv_gib)
+    assert b.kv_cache_tokens == pytest.approx(2 * a.kv_cache_tokens, rel=0.001)
+
+
+def test_pp_split_gives_extra_layers_to_the_stages_before_the_last():
+    assert pp_layer_split(40, 2) == [20, 20]
+    assert pp_layer_split(30, 4) == [7, 8, 8, 7]
+    pl = plan(QWEN3_8B, Hardware(24, gpus=2), LaunchParams(pp=2, max_model_len=8192))
+    assert [g["layers"] for g in pl.per_gpu] == [18, 18]
+    assert pl.kv_bytes_per_token == 18 * 2 * 8 * 128 * 2
+
+
+def test_batch_defaults_by_card_and_version():
+    r = rules_for("0.32.0")
+    assert batch_defaults(r, 79.19, is_a100=False) == (8192, 1024)
+    assert batch_defaults(r, 79.15, is_a100=True) == (2048, 256)  # A100 excluded (vLLM PR 17885)
+    assert batch_defaults(r, 23.64, is_a100=False) == (2048, 256)
+    assert batch_defaults(r, 178.0, is_a100=False) == (16384, 1024)  # ≥160 GiB tier in 0.32
+    assert batch_defaults(rules_for("0.19.0"), 178.0, is_a100=False) == (8192, 1024)
+
+
+def test_cuda_graphs_budgeted_from_0_20():
+    hw = Hardware(79.19, name="H100")
+    old = plan(QWEN3_8B, hw, LaunchParams(max_model_len=8192, vllm_version="0.19.0"))
+    new = plan(QWEN3_8B, hw, LaunchParams(max_model_len=8192, vllm_version="0.20.0"))
+    assert not old.cuda_graphs_budgeted and new.cuda_graphs_budgeted
+    assert old.available_kv_gib - new.available_kv_gib == pytest.approx(new.cuda_graph_gib, abs=0.01)
+    eager = plan(QWEN3_8B, hw, LaunchParams(max_model_len=8192, vllm_version="0.20.0", enforce_eager=True))
+    assert eager.cuda_graph_gib == 0 and eager.available_kv_gib > new.available_kv_gib
+
+
+def test_sampler_peak_by_version():
+    # 1024 dummy requests × 151936 vocab: ~38 B each up to 0.16, ~14.4 B from 0.17 (logged 5.64 → 2.23 GiB)
+    hw = Hardware(79.19, name="H100")
+    a16 = plan(QWEN3_8B, hw, LaunchParams(max_model_len=8192, vllm_version="0.16.0")).activation_gib
+    a17 = plan(QWEN3_8B, hw, LaunchParams(max_model_len=8192, vllm_version="0.17.0")).activation_gib
+    assert a16 == pytest.approx(1024 * 151936 * 38 / 2**30 + 2 * 8192 * 4096 * 2 / 2**30, rel=0.01)
+    assert a17 == pytest.approx(1024 * 151936 * 14.4 / 2**30 + 2 * 8192 * 4096 * 2 / 2**30, rel=0.01)
+
+
+def test_nvlink_ranks_pay_for_all_reduce_buffers():
+    pcie = plan(QWEN3_8B, Hardware(79.19, gpus=2, name="L40S"), LaunchParams(tp=2, max_model_len=8192))
+    nvl = plan(QWEN3_8B, Hardware(79.19, gpus=2, name="H100"), LaunchParams(tp=2, max_model_len=8192))
+    assert pcie.non_torch_gib == pytest.approx(0.25)
+    assert nvl.non_torch_gib == pytest.approx(2.10)
+
+
+def test_free_memory_check():
+    pl = plan(QWEN3_8B, Hardware(24, free_mem_gib=15.0), LaunchParams(max_model_len=4096))
+    assert not pl.fits and pl.verdict == "free_memory"
+    assert "Free memory on device (15.00/24.00 GiB)" in pl.error
+    assert "0.62" in pl.fix  # 15 / 24 rounded down
+    # ≤0.9.0 has no such check, but other processes' memory counts against utilization
+    old = plan(QWEN3_8B, Hardware(24, free_mem_gib=15.0), LaunchParams(max_model_len=4096, vllm_version="0.9.0"))
+    assert old.verdict != "free_memory"
+
+
+def test_no_memory_for_cache_blocks():
+    pl = plan(QWEN3_8B, Hardware(16), LaunchParams(max_model_len=4096))
+    assert not pl.fits and pl.verdict == "no_kv_memory"
+    assert pl.error.startswith("No available memory for the cache blocks")
+    assert pl.kv_cache_tokens == 0 and pl.fix
+
+
+def test_cpu_offload_moves_decoder_weights_only():
+    base = plan(QWEN3_8B, Hardware(24), LaunchParams(max_model_len=4096))
+    off = plan(QWEN3_8B, Hardware(24), LaunchParams(max_model_len=4096, cpu_offload_gb=4))
+    assert base.weights_gib - off.weights_gib == pytest.approx(4.0)
+    assert off.cpu_offload_host_gib == pytest.approx(4.0)
+    huge = plan(QWEN3_8B, Hardware(24), LaunchParams(max_model_len=4096, cpu_offload_gb=100))
+    assert huge.weights_gib == pytest.approx(2 * 151936 * 4096 * 2 / 2**30, rel=0.01)  # embed + head stay
+
+
+def test_sliding_window_hybrid_groups():
+    # gpt-oss-20b (0.19 log): 12 sliding + 12 full layers share one block pool in groups of 12;
+    # 59.32 GiB → 323,972 blocks of 16 → 2,591,776 tokens (blocks // 2 groups × 16).
+    arch = load_arch({"architectures": ["GptOssForCausalLM"], "hidden_size": 2880, "intermediate_size": 2880,
+                      "num_hidden_layers": 24, "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64,
+                      "vocab_size": 201088, "max_position_embeddings": 131072, "num_local_experts": 32,
+                      "num_experts_per_tok": 4, "sliding_window": 128, "quantization_config": {"quant_method": "mxfp4"}})
+    assert arch.layer_types.count("sliding") == 12
+    pl = plan(arch, Hardware(79.19, gpus=2, free_mem_gib=77.18, name="H100"),
+              LaunchParams(tp=2, gpu_memory_utilization=0.9, max_model_len=8192, vllm_version="0.19.0"))
+    assert pl.kv_cache_tokens == pytest.approx(2591776, rel=0.005)
+    assert pl.weights_gib == pytest.approx(7.01, rel=0.02)
+
+
+def test_mla_latent_is_replicated_per_rank():
+    arch = load_arch({"architectures": ["DeepseekV2ForCausalLM"], "hidden_size": 2048, "num_hidden_layers": 27,
+                      "num_attention_heads": 16, "vocab_size": 102400, "max_position_embeddings": 163840,
+                      "intermediate_size": 10944, "moe_intermediate_size": 1408, "n_routed_experts": 64,
+                      "n_shared_experts": 2, "num_experts_per_tok": 6, "first_k_dense_replace": 1,
+                      "kv_lora_rank": 512, "q_lora_rank": None, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128,
+                      "v_head_dim": 128})
+    assert kv_bytes_per_token(arch) == 27 * (512 + 64) * 2
+    assert kv_bytes_per_token(arch, LaunchParams(tp=2)) == 27 * (512 + 64) * 2
