@@ -14,7 +14,7 @@ class RentstackError(Exception):
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean X?)' for the closest choice, or '' when nothing is close."""
-    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--auto-fix", type=int, default=0, metavar="N",
                    help="on a failed start, apply the doctor's first fix and retry, at most N times")
     p.add_argument("--base", default=None, help="base image for the CPU build (default: debootstrap'ed Debian)")
+    p.add_argument("--state-dir", default=str(STATE_DIR), help="where rendered files go (default .rentstack)")
+    p.add_argument("--project", default=None, help="compose project name (default rentstack)")
     p.set_defaults(func=run_up)
 
     for name, helptext, func in (("down", "stop and remove a tier's containers", run_down),
@@ -51,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         q = sub.add_parser(name, help=helptext)
         q.add_argument("--tier", default="cpu")
         q.add_argument("--state-dir", default=str(STATE_DIR))
+        q.add_argument("--project", default=None, help="compose project name (default rentstack)")
         if name == "logs":
             q.add_argument("--tail", type=int, default=200)
         if name == "smoke":
@@ -59,13 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.set_defaults(func=func)
 
 
-def _stack(tier_name: str, state_dir: Path) -> Stack:
+def _stack(tier_name: str, state_dir: Path, project: str | None = None) -> Stack:
     env_file = state_dir / tier_name / "compose.env"
     if not env_file.is_file():
         raise RentstackError(f"tier {tier_name} has not been rendered here ({env_file} is missing): "
                              f"run `make up TIER={tier_name}` first")
     profile = tier_name if tier_name in list_tiers() else CUSTOM_PROFILE
-    return Stack(profile=profile, env_file=env_file)
+    return Stack(profile=profile, env_file=env_file, project=project)
 
 
 def _env_value(env_file: Path, key: str) -> str | None:
@@ -87,7 +90,7 @@ def run_up(args: argparse.Namespace) -> int:
     sets = dict(parse_set(item) for item in args.sets)
     bind = "0.0.0.0" if args.public else args.bind
     models_dir = REPO / "models"
-    state_dir = STATE_DIR
+    state_dir = Path(args.state_dir)
 
     def deploy(overrides: dict):
         return build_deployment(tier, args.model, {**sets, **overrides}, bind=bind, port=args.port,
@@ -102,7 +105,7 @@ def run_up(args: argparse.Namespace) -> int:
     overrides: dict = {}
     for attempt in range(args.auto_fix + 1):
         rendered = write_deployment(dep, state_dir, CACHE_DIR / "vllm")
-        stack = _stack(tier.name, state_dir)
+        stack = _stack(tier.name, state_dir, args.project)
         if not stack.state().startswith("running") and not port_free(dep.bind, dep.port):
             raise RentstackError(f"port {dep.port} on {dep.bind} is already in use by another program: "
                                  f"choose another with PORT=... (make) or --port")
@@ -153,14 +156,14 @@ try it:
 
 def run_down(args: argparse.Namespace) -> int:
     require_docker()
-    _stack(args.tier, Path(args.state_dir)).down()
+    _stack(args.tier, Path(args.state_dir), args.project).down()
     print(f"down: tier {args.tier} stopped")
     return 0
 
 
 def run_status(args: argparse.Namespace) -> int:
     require_docker()
-    stack = _stack(args.tier, Path(args.state_dir))
+    stack = _stack(args.tier, Path(args.state_dir), args.project)
     state = stack.state() or "not created"
     print(f"{stack.service}: {state}; endpoint {_endpoint(stack)}/v1")
     return 0 if state.startswith("running") else 3
@@ -168,12 +171,12 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_logs(args: argparse.Namespace) -> int:
     require_docker()
-    sys.stdout.write(_stack(args.tier, Path(args.state_dir)).logs(tail=args.tail))
+    sys.stdout.write(_stack(args.tier, Path(args.state_dir), args.project).logs(tail=args.tail))
     return 0
 
 
 def run_smoke(args: argparse.Namespace) -> int:
-    stack = _stack(args.tier, Path(args.state_dir))
+    stack = _stack(args.tier, Path(args.state_dir), args.project)
     key = read_api_key(stack.env_file.parent / "secrets.env")
     model = _served_name(stack.env_file.parent / "vllm.yaml")
     result = chat(_endpoint(stack), key, model, args.prompt)

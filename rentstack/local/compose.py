@@ -22,13 +22,15 @@ class Stack:
     profile: str
     env_file: Path
     compose_file: Path = REPO / "compose.yaml"
+    project: str | None = None           # default: `name:` in compose.yaml (rentstack)
 
     @property
     def service(self) -> str:
         return f"vllm-{self.profile}"
 
     def cmd(self, *args: str) -> list[str]:
-        return ["docker", "compose", "--project-directory", str(self.compose_file.parent),
+        project = ["-p", self.project] if self.project else []
+        return ["docker", "compose", *project, "--project-directory", str(self.compose_file.parent),
                 "-f", str(self.compose_file), "--env-file", str(self.env_file),
                 "--profile", self.profile, *args]
 

@@ -92,6 +92,7 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
     for key in [k for k in settings if k in REMOVED]:
         notes.append(f"dropped {key}: {settings.pop(key)} from the stack file: {REMOVED[key]} (vLLM {version()})")
     check_vllm_settings(settings, where="vLLM settings")
+    _check_parallel(tier, settings)
     if entry.quantization and "quantization" not in settings:
         settings["quantization"] = entry.quantization
 
@@ -123,6 +124,26 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
     return Deployment(**{**deployment.__dict__, "settings": final})
 
 
+def _check_parallel(tier: Tier, settings: dict[str, object]) -> None:
+    """TP x PP must fit the cards, and TP must split them evenly."""
+    tp = int(settings.get("tensor-parallel-size", 1))
+    pp = int(settings.get("pipeline-parallel-size", 1))
+    if tier.accelerator == "cpu":
+        if tp * pp != 1:
+            raise RentstackError(f"tensor-parallel-size {tp} x pipeline-parallel-size {pp}: the cpu tier runs one "
+                                 "process; set both to 1")
+        return
+    count = tier.gpu.count
+    if tp < 1 or pp < 1:
+        raise RentstackError(f"tensor-parallel-size {tp} / pipeline-parallel-size {pp} must be at least 1")
+    if count % tp:
+        raise RentstackError(f"tensor-parallel-size {tp} does not divide the {count} GPU(s) of tier {tier.name}: "
+                             f"use one of {', '.join(str(d) for d in range(1, count + 1) if count % d == 0)}")
+    if tp * pp > count:
+        raise RentstackError(f"tensor-parallel-size {tp} x pipeline-parallel-size {pp} = {tp * pp} GPUs, "
+                             f"but tier {tier.name} has {count}: lower one of them")
+
+
 def _launch_params(settings: dict[str, object]) -> dict[str, object]:
     return {PLANNED[k]: v for k, v in settings.items() if k in PLANNED}
 
@@ -144,7 +165,8 @@ def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool)
         if value is None or _QUIET_DEFAULTS.get(attr, object()) == value:
             continue
         out[flag] = value
-    result = fit.plan
+    # The verdict is for exactly what gets written: the fixed values plus the fit's choices.
+    result = planner.plan(arch, hw, planner.LaunchParams(**_launch_params(out)))
     if not result.fits and not force:
         extra = f"; {result.fix}" if getattr(result, "fix", None) else ""
         alt = f"; nearest alternative: {fit.alternatives[0]}" if getattr(fit, "alternatives", None) else ""
@@ -157,7 +179,7 @@ def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool)
 def _summary(result) -> str:
     verdict = "fits" if result.fits else f"DOES NOT FIT ({result.error})"
     return (f"planner: {verdict}; weights {result.weights_gib:.2f} GiB, KV cache {result.available_kv_gib:.2f} GiB "
-            f"= {result.kv_cache_tokens:,} tokens, max concurrency {result.max_concurrency:.2f} per GPU")
+            f"= {result.kv_cache_tokens:,} tokens, {result.max_concurrency:.2f} full-length requests at once")
 
 
 def _cpu_kv_space(config: str | None, settings: dict[str, object]) -> tuple[int, str]:

@@ -101,7 +101,7 @@ def resolve_model(name_or_source: str) -> CatalogModel:
     catalog = load_catalog()
     if name_or_source in catalog:
         return catalog[name_or_source]
-    if ":" not in name_or_source:
+    if ":" not in name_or_source and "/" not in name_or_source:   # a catalog name, misspelt
         hint = did_you_mean(name_or_source, catalog)
         if hint:
             raise RentstackError(f"unknown model {name_or_source!r}{hint}; catalog: {', '.join(sorted(catalog))}")
