@@ -28,13 +28,17 @@ def diagnose(lines: Iterable[str | bytes], planner_inputs: PlannerInputs | dict 
     `planner_inputs` adds what a log does not hold (the model's config.json, card size, an earlier
     calibration) so fixes carry the planner's predicted result; without it, predictions are scaled
     from the log's own figures."""
-    inputs = PlannerInputs.coerce(planner_inputs)
+    return judge(read_facts(lines), PlannerInputs.coerce(planner_inputs))
+
+
+def read_facts(lines: Iterable[str | bytes]) -> LogFacts:
+    """The one pass over the log; `judge` may then be called several times on its result."""
     facts = LogFacts()
     for line in lines:
         if isinstance(line, (bytes, bytearray)):
             line = bytes(line).decode("utf-8", errors="replace")
         facts.feed(line)
-    return judge(facts, inputs)
+    return facts
 
 
 def _primary(failures: list[Failure]) -> Failure | None:
@@ -72,7 +76,7 @@ def judge(facts: LogFacts, inputs: PlannerInputs) -> Diagnosis:
     if facts.binary_lines and (facts.vllm_lines == 0 or facts.binary_lines * 10 >= facts.lines):
         return Diagnosis("failed", "unknown", None, fixes=[], input_kind="binary", complete=False,
                          explanation=f"This is not a text log: {facts.binary_lines:,} of {facts.lines:,} lines "
-                                     "hold NUL bytes. Pass the server's stdout/stderr (docker logs, journalctl).",
+                                     "hold NUL or undecodable bytes. Pass the server's stdout/stderr (docker logs, journalctl).",
                          **base)
     if facts.vllm_lines == 0 and not facts.failures and not figures:
         return Diagnosis("failed", "unknown", None, fixes=[], input_kind="not_vllm", complete=False,

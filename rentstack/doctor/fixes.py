@@ -220,7 +220,17 @@ def fixes_max_model_len(s: Situation, d: dict[str, Any]) -> list[Fix]:
             f"context: {length:,} → {int(suggested):,} tokens per request (−{pct:.0f} %)", "context",
             s.log_prediction(avail, gpt, int(suggested)),
         ))
-    if needed and avail is not None and s.total_gib:
+    if needed and s.args.get("kv-cache-memory-bytes"):
+        # An explicit KV size bypasses profiling and the utilization (gpu_worker, 0.10.2+).
+        new_bytes = math.ceil((needed + SAFETY_GIB / 5) * 1024**3 / 1e6) * 1_000_000
+        fixes.append(_fix(
+            s, {"kv-cache-memory-bytes": new_bytes},
+            f"the KV cache is sized explicitly ({int(s.args['kv-cache-memory-bytes']):,} bytes); "
+            f"{new_bytes:,} bytes hold one {length:,}-token request",
+            f"memory: {new_bytes / 1024**3:.2f} GiB reserved for the KV cache instead of {avail} GiB", "memory",
+            s.log_prediction(new_bytes / 1024**3, gpt, length),
+        ))
+    elif needed and avail is not None and s.total_gib:
         new_util = ceil2(s.util + (needed - avail + SAFETY_GIB) / s.total_gib)
         if new_util <= MAX_UTILIZATION and new_util > s.util:
             new_avail = avail + (new_util - s.util) * s.total_gib

@@ -85,8 +85,8 @@ class LogFacts:
     def feed(self, raw: str) -> None:
         """Take one line of the log (with or without its newline)."""
         self.lines += 1
-        if "\x00" in raw:
-            self.binary_lines += 1
+        if "\x00" in raw or raw.count("\ufffd") * 8 > len(raw) > 8:
+            self.binary_lines += 1  # NUL bytes, or mostly undecodable bytes
             return
         line = raw[:MAX_LINE_CHARS].rstrip("\r\n")
         if "\x1b" in line:
@@ -198,6 +198,24 @@ class LogFacts:
                 self._set_max("activation_gib", _num(m.group(3)))
                 self._set_min("available_kv_gib", _num(m.group(4)))
                 self._advance("kv_cache_allocation")
+                return
+            m = P.CPU_KV_SPACE.search(line)
+            if m:
+                self._set_min("available_kv_gib", float(m.group("kv")))
+                self._advance("kv_cache_allocation")
+                return
+            m = P.PROFILE_V0_RESULTS.search(line)
+            if m:
+                pairs = {k: float(v) for k, v in P.PROFILE_V0_PAIR.findall(m.group("pairs"))}
+                for key, name in (("total_gpu_memory", "total_gpu_gib"),
+                                  ("gpu_memory_utilization", "gpu_memory_utilization")):
+                    if key in pairs:
+                        f[name] = pairs[key]
+                if "non_torch_memory" in pairs:
+                    self._set_max("non_torch_gib", pairs["non_torch_memory"])
+                if "kv_cache_size" in pairs:
+                    self._set_min("available_kv_gib", pairs["kv_cache_size"])
+                    self._advance("kv_cache_allocation")
                 return
             m = P.GRAPH_ESTIMATE.search(line)
             if m:
@@ -320,10 +338,10 @@ class LogFacts:
             return
         m = P.TORCH_OOM.search(line)
         if m:
-            details: dict[str, Any] = {"oom_tried_gib": round(_to_gib(float(m.group("tried")), m.group("unit")), 3)}
+            details: dict[str, Any] = {"oom_tried_gib": round(_to_gib(float(m.group("tried")), m.group("unit")), 4)}
             if m.group("total"):
-                details["oom_total_gib"] = round(_to_gib(float(m.group("total")), m.group("tunit")), 3)
-                details["oom_free_gib"] = round(_to_gib(float(m.group("free")), m.group("funit")), 3)
+                details["oom_total_gib"] = round(_to_gib(float(m.group("total")), m.group("tunit")), 4)
+                details["oom_free_gib"] = round(_to_gib(float(m.group("free")), m.group("funit")), 4)
                 details["oom_gpu"] = int(m.group("gpu"))
             self._fail("cuda_oom", line, None, **details)
             return

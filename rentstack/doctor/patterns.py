@@ -18,9 +18,10 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # --- the line's shape -------------------------------------------------------------------
 LOG_PREFIX = re.compile(
-    r"(?:^|\s)(?:INFO|WARNING|ERROR|DEBUG|CRITICAL)\s+\d\d-\d\d\s+\d\d:\d\d:\d\d(?:\.\d+)?\s+\[[\w./-]+\.py:\d+\]"
+    r"(?:^|\s)(?:INFO|WARNING|ERROR|DEBUG|CRITICAL)\s+\d\d-\d\d\s+\d\d:\d\d:\d\d(?:\.\d+)?\s+\[?[\w./-]+\.py:\d+\]"
 )
-"""vLLM's own formatter: 'INFO 05-01 12:00:00 [gpu_worker.py:298] ...' (all versions 0.8+)."""
+"""vLLM's own formatter: 'INFO 05-01 12:00:00 [gpu_worker.py:298] ...' (0.8+); V0-era releases
+print 'INFO 12-02 13:41:55 worker.py:232] ...' without the opening bracket."""
 
 WORKER_TAG = re.compile(r"^\s*\((?P<tag>[A-Za-z_]+[A-Za-z_0-9 ]*?)\s+pid=\d+\)")
 """Process prefix added by multiprocessing: '(EngineCore_DP0 pid=1)', '(VllmWorker TP1 pid=7)'."""
@@ -66,8 +67,17 @@ PROFILE_V0_SPLIT = re.compile(
 )
 """V0 'Memory profiling takes' block, line 3 (also printed by some 0.8–0.9 V1 builds)."""
 
+PROFILE_V0_RESULTS = re.compile(r"Memory profiling results: (?P<pairs>.*)$")
+"""V0 worker.py (0.6.x): 'Memory profiling results: total_gpu_memory=23.58GiB ... non_torch_memory=0.35GiB
+kv_cache_size=3.81GiB gpu_memory_utilization=0.90'."""
+
+PROFILE_V0_PAIR = re.compile(r"(\w+)=(-?[0-9.]+)(?:GiB)?")
+
 AVAILABLE_KV = re.compile(r"Available KV cache memory: " + NUM + r" ?GiB")
 """v1/worker/gpu_worker.py determine_available_memory (0.9+); once per worker before 0.12."""
+
+CPU_KV_SPACE = re.compile(r"Explicitly set \((?P<kv>[0-9.]+)/(?P<total>[0-9.]+)\) GiB for KV cache")
+"""v1/worker/cpu_worker.py (CPU builds): the KV budget from VLLM_CPU_KVCACHE_SPACE / --kv-cache-memory-bytes."""
 
 KV_CACHE_SIZE = re.compile(r"(?P<device>[A-Z]+)(?: \+ host)? KV cache size: " + NUM + r" tokens")
 """v1/core/kv_cache_utils.py: 'GPU KV cache size: N tokens' (CPU builds say 'CPU'); 0.28+
@@ -112,7 +122,9 @@ INIT_ENGINE = re.compile(r"init engine \(profile, create kv cache, warmup model\
 START_LOADING = re.compile(r"Starting to load model|Loading safetensors checkpoint shards|Loading weights took")
 PROFILING_CG = re.compile(r"Profiling CUDA graph memory")
 CAPTURING_GRAPHS = re.compile(r"Capturing CUDA graph|Capturing CUDA graphs|Compile and warming up model")
-SERVER_UP = re.compile(r"Starting vLLM API server|Application startup complete|Uvicorn running on")
+SERVER_UP = re.compile(r"Starting vLLM (?:API )?server|Application startup complete|Uvicorn running on")
+"""api_server.py 'Starting vLLM API server %d on %s' (≤0.2x), launchers/entry.py 'Starting vLLM server on'
+(0.32), uvicorn's 'Application startup complete.'"""
 
 # --- failures ----------------------------------------------------------------------------
 NO_KV_MEMORY = re.compile(r"No available memory for the cache blocks")
@@ -136,7 +148,7 @@ MAX_SEQ_LEN_V0 = re.compile(
 
 FREE_MEMORY = re.compile(
     r"Free memory on device(?: (?P<device>\S+))? \((?P<free>[0-9.]+)/(?P<total>[0-9.]+) ?GiB\) on startup"
-    r" is less than (?:desired GPU memory utilization|the engine's budget[^(]*)\((?P<util>[0-9.]+), (?P<requested>[0-9.]+) ?GiB\)"
+    r" is less than (?:desired GPU memory utilization|the engine's budget[^(]*?)\s*\((?P<util>[0-9.]+), (?P<requested>[0-9.]+) ?GiB\)"
 )
 """v1/worker/gpu_worker.py init_device (0.9.1–0.18) / v1/worker/utils.py (0.19+). NB: 0.33 also logs
 an INFO line starting 'Free memory on device (...) on startup. Desired ...' that is not an error;
