@@ -41,7 +41,20 @@ KNOWN_ARCHITECTURES: dict[str, str] = {
     "DeepseekV2ForCausalLM": "mla",
     "DeepseekV3ForCausalLM": "mla",
     "Glm4MoeForCausalLM": "moe",
+    "Glm4ForCausalLM": "dense",
+    "Mistral3ForConditionalGeneration": "dense",
+    "Phi3VForCausalLM": "dense",
+    "Starcoder2ForCausalLM": "dense",
+    "OlmoForCausalLM": "dense",
+    "Olmo2ForCausalLM": "dense",
+    "InternLM2ForCausalLM": "dense",
+    "MiniMaxM2ForCausalLM": "moe",
+    "GraniteMoeForCausalLM": "moe",
+    "KimiVLForConditionalGeneration": "mla",
 }
+
+# Architectures whose MLP is two matrices (up, down; GELU) rather than gate/up/down.
+TWO_MATRIX_MLP = ("PhiForCausalLM", "Starcoder2ForCausalLM")
 
 _DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2}
 
@@ -88,8 +101,11 @@ class ModelArch:
     quant_bits: int | None = None
     quant_group_size: int | None = None
     quant_sym: bool = True
+    mlp_matrices: int = 3
+    """Weight matrices per MLP/expert: 3 for gated (SwiGLU/GeGLU), 2 for plain GELU MLPs."""
     extra_params: int = 0
-    """Parameters outside the text decoder (vision tower, projector), stored 16-bit."""
+    """Parameters outside the text decoder (vision tower, projector), stored 16-bit;
+    estimated from vision_config when the config has one."""
     name: str = ""
 
     @property
@@ -181,6 +197,24 @@ def _quant(cfg: dict, text: dict) -> tuple[str | None, int | None, int | None, b
                 method = "compressed-tensors-fp8"
             break
     return method, (int(bits) if bits else None), (int(group) if group else None), sym
+
+
+def _vision_params(cfg: dict) -> int:
+    """A ViT's parameters from vision_config: per block 4·h² (attention) + m·h·i (MLP)."""
+    vc = cfg.get("vision_config")
+    if not isinstance(vc, dict):
+        return 0
+    h = int(vc.get("hidden_size") or vc.get("embed_dim") or vc.get("width") or 0)
+    depth = int(vc.get("num_hidden_layers") or vc.get("depth") or vc.get("layers") or 0)
+    inter = int(vc.get("intermediate_size") or (h * float(vc.get("mlp_ratio") or 4)))
+    if not h or not depth:
+        return 0
+    gated = str(vc.get("hidden_act") or "").lower() == "silu"
+    per_block = 4 * h * h + (3 if gated else 2) * h * inter
+    text_hidden = int((cfg.get("text_config") or {}).get("hidden_size") or cfg.get("hidden_size") or h)
+    out_hidden = int(vc.get("out_hidden_size") or text_hidden)
+    projector = h * 4 * h + 4 * h * out_hidden  # patch merger / projector, roughly
+    return depth * per_block + projector
 
 
 def load_arch(source: str | Path | dict, *, allow_unknown: bool = False) -> ModelArch:
@@ -278,6 +312,8 @@ def load_arch(source: str | Path | dict, *, allow_unknown: bool = False) -> Mode
         quant_bits=bits,
         quant_group_size=group,
         quant_sym=sym,
+        mlp_matrices=2 if arch in TWO_MATRIX_MLP else 3,
+        extra_params=_vision_params(cfg),
         name=str(cfg.get("_name_or_path") or cfg.get("name") or ""),
         **mla,
     )

@@ -114,7 +114,10 @@ def resolve(arch: ModelArch, hw: Hardware, p: LaunchParams, *, allow_long_max_mo
     d_mnbt, d_seqs = accounting.batch_defaults(rules, hw.gpu_mem_gib, hw.is_a100)
     seqs = d_seqs if p.max_num_seqs is None else int(p.max_num_seqs)
     if rules.engine == "v0":
-        mnbt = max(mlen, 2048) if p.max_num_batched_tokens is None else int(p.max_num_batched_tokens)
+        # V0 profiles a whole max_model_len prompt, except that it turns chunked prefill on
+        # (2048-token steps) for contexts above 32K.
+        default = 2048 if mlen > 32768 else max(mlen, 2048)
+        mnbt = default if p.max_num_batched_tokens is None else int(p.max_num_batched_tokens)
     else:
         mnbt = d_mnbt if p.max_num_batched_tokens is None else int(p.max_num_batched_tokens)
     if seqs < 1 or mnbt < 1:
@@ -123,7 +126,9 @@ def resolve(arch: ModelArch, hw: Hardware, p: LaunchParams, *, allow_long_max_mo
         raise RentstackError(
             f"max_num_batched_tokens {mnbt} is smaller than max_num_seqs {seqs}; raise it to ≥ {seqs}"
         )
-    block = p.block_size if p.block_size is not None else (64 if arch.family == "mla" else 16)
+    # 16 on CUDA; MLA models on Hopper/Blackwell run FlashMLA, which needs 64-token blocks.
+    flashmla = arch.family == "mla" and any(t in hw.name.upper() for t in ("H100", "H200", "H20", "H800", "B200"))
+    block = p.block_size if p.block_size is not None else (64 if flashmla else 16)
     if block not in VALID_BLOCK_SIZES:
         raise RentstackError(f"block_size {block} is not one of {', '.join(map(str, VALID_BLOCK_SIZES))}")
     if p.cpu_offload_gb < 0:
@@ -151,7 +156,7 @@ def activation_bytes(arch: ModelArch, p: LaunchParams, rules: Rules, dt: int, la
         if arch.intermediate_size and arch.num_dense_layers:
             fwd = max(fwd, t * dt * 3 * arch.intermediate_size / tp)
     else:
-        fwd = t * dt * 3 * arch.intermediate_size / tp  # gate_up output (2·I) + activation (I)
+        fwd = t * dt * arch.mlp_matrices * arch.intermediate_size / tp  # gate_up output (2·I) + activation (I)
     sampler = reqs * arch.vocab_size * rules.sampler_bytes if last_stage else 0.0
     keep = 2 * t * arch.hidden_size * dt
     return max(fwd, sampler) + keep

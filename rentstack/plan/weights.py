@@ -126,12 +126,13 @@ def _layer_params(arch: ModelArch, tp: int, moe_layer: bool) -> tuple[float, flo
         hd = arch.head_dim
         attn = h * arch.num_heads * hd / tp + 2 * h * kv_rank * hd + arch.num_heads * hd * h / tp
     norms = 2 * h
+    m = arch.mlp_matrices
     if moe_layer and arch.num_experts:
-        experts = arch.num_experts * 3 * h * arch.moe_intermediate_size / tp
-        shared = 3 * h * arch.shared_expert_intermediate_size / tp
+        experts = arch.num_experts * m * h * arch.moe_intermediate_size / tp
+        shared = m * h * arch.shared_expert_intermediate_size / tp
         router = h * arch.num_experts
         return attn + shared, experts, norms + router
-    return attn + 3 * h * arch.intermediate_size / tp, 0.0, norms
+    return attn + m * h * arch.intermediate_size / tp, 0.0, norms
 
 
 def stage_weights(arch: ModelArch, tp: int, pp: int, quantization: str | None, dtype: str) -> list[StageWeights]:
