@@ -63,6 +63,8 @@ class Situation:
     tp: int
     pp: int
     kv_dtype: str
+    baseline: Any = None
+    """The planner's plan of the launch as logged (computed once, for anchoring predictions)."""
 
     @classmethod
     def build(cls, figures: dict[str, Any], inputs: PlannerInputs) -> Situation:
@@ -159,26 +161,65 @@ def launch_params_kwargs(flags: dict[str, Any], version: str | None) -> dict[str
     return out
 
 
-def _predict(s: Situation, changes: dict[str, Any]) -> dict[str, Any] | None:
-    """The planner's prediction for the launch with `changes`, or None when it cannot say
+def _planner_plan(s: Situation, changes: dict[str, Any]) -> Any | None:
+    """rentstack.plan's Plan for the logged launch with `changes`, or None when it cannot say
     (no model config, no card size, planner not importable or refusing the inputs)."""
     inputs = s.inputs
     total = s.total_gib or inputs.gpu_mem_gib
     if inputs.model_config is None or not total:
         return None
     try:
-        from rentstack import plan as planner  # built in parallel (issue 3); optional here
+        from rentstack import plan as planner  # issue 3; optional here, the log-based figures stand in
         arch = planner.load_arch(inputs.model_config)
         hw = planner.Hardware(gpu_mem_gib=float(total), gpus=int(inputs.gpus or s.tp * s.pp),
                               free_mem_gib=inputs.free_mem_gib, name=inputs.card or "")
         params = planner.LaunchParams(**launch_params_kwargs({**s.args, **changes}, s.version))
-        result = planner.plan(arch, hw, params)
-    except Exception:  # noqa: BLE001 - a prediction is optional; the log-based one stands in
+        return planner.plan(arch, hw, params)
+    except Exception:  # noqa: BLE001 - a prediction is optional; a planner refusal must not break the doctor
         return None
-    out = {k: getattr(result, k, None) for k in
-           ("weights_gib", "activation_gib", "non_torch_gib", "cuda_graph_gib", "available_kv_gib",
-            "kv_cache_tokens", "max_concurrency", "fits", "error")}
-    out["source"] = "planner"
+
+
+def _predict(s: Situation, changes: dict[str, Any]) -> dict[str, Any] | None:
+    """The planner's prediction for the launch with `changes`, anchored on this log.
+
+    The log measured the KV memory of the launch as it was; the planner estimated it. Their
+    difference (a few percent at most on the dev records) is added to the planner's figure for
+    the changed launch, so a fix sized on vLLM's own numbers is not refused by the planner's
+    rounding."""
+    pred = _planner_plan(s, changes)
+    if pred is None:
+        return None
+    out: dict[str, Any] = {
+        "available_kv_gib": round(pred.available_kv_gib, 2), "kv_cache_tokens": pred.kv_cache_tokens,
+        "max_concurrency": round(pred.max_concurrency, 2), "fits": pred.fits, "error": pred.error,
+        "weights_gib": round(pred.weights_gib, 2), "activation_gib": round(pred.activation_gib, 2),
+        "non_torch_gib": round(pred.non_torch_gib, 2), "cuda_graph_gib": round(pred.cuda_graph_gib, 2),
+        "source": "planner",
+    }
+    logged = s.figures.get("available_kv_gib")
+    if logged is None:
+        return out
+    if s.baseline is None:
+        s.baseline = _planner_plan(s, {}) or False
+    if not s.baseline:
+        return out
+    delta = logged - s.baseline.available_kv_gib
+    avail = pred.available_kv_gib + delta
+    per_token = getattr(pred, "kv_bytes_per_token", 0)
+    block = getattr(getattr(pred, "resolved", None), "block_size", None) or s.block
+    mml = getattr(getattr(pred, "resolved", None), "max_model_len", None) or s.max_model_len
+    out.update(available_kv_gib=round(avail, 2), source="planner+log", log_offset_gib=round(delta, 3))
+    if per_token and avail > 0:
+        tokens = int(avail * 1024**3 // (per_token * block) * block)
+        out["kv_cache_tokens"] = tokens
+        if mml:
+            out["max_concurrency"] = round(tokens / mml, 2)
+            if getattr(pred, "verdict", "") in ("ok", "max_model_len"):
+                out["fits"] = tokens >= mml
+                if out["fits"]:
+                    out["error"] = None
+    elif avail <= 0:
+        out["fits"] = False
     return out
 
 

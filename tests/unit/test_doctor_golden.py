@@ -3,7 +3,8 @@
 Expected files hold: status, cause, phase, figures (a subset; floats compared to 1e-6,
 launch_args as a subset), first_fix_keys (the flags of the first fix, [] for none) and
 optionally first_fix (exact values), first_fix_range ({flag: [low, high]}), fix_keys (the
-flags of every fix in order), complete, input_kind, explanation_contains, planner_inputs.
+flags of every fix in order), first_fix_predicted (figures the planner must predict for the
+first fix), complete, input_kind, explanation_contains, planner_inputs.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def test_golden_case(case: str):
         assert fix == expected["first_fix"]
     for flag, (low, high) in expected.get("first_fix_range", {}).items():
         assert low <= fix[flag] <= high, f"{flag} = {fix[flag]} not in [{low}, {high}]"
+    for key, value in expected.get("first_fix_predicted", {}).items():
+        predicted = d.fixes[0].predicted or {}
+        assert predicted.get(key) == value, predicted
+        assert str(predicted.get("source", "")).startswith("planner"), predicted
     if "fix_keys" in expected:
         assert [sorted(f.changes) for f in d.fixes] == [sorted(k) for k in expected["fix_keys"]]
     if "complete" in expected:
