@@ -168,7 +168,8 @@ def stage_weights(arch: ModelArch, tp: int, pp: int, quantization: str | None, d
             if not arch.tie_word_embeddings or pp > 1:
                 emb += embed
         if arch.family == "fallback":
-            dec *= 1.15  # stated conservative margin for architectures the planner does not model
+            # stated conservative margin for architectures the planner does not model
+            dec, emb = dec * 1.15, emb * 1.15
         out.append(StageWeights(stage=s, layers=n, decoder_bytes=dec, embed_bytes=emb))
     return out
 
