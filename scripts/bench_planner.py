@@ -156,10 +156,12 @@ CHECKPOINT_QUANT: dict[str, dict] = {
     "QuantTrio/GLM-4.6-AWQ": {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True},
 }
 
-# Total memory CUDA reports for cards named without a figure, GiB (nvidia-smi MiB / 1024).
+# Total memory CUDA reports for cards named without a figure, GiB (as in vLLM/torch messages).
 CARD_GIB = [
-    (r"H100", 79.19), (r"A100 80", 79.15), (r"A100 40", 39.39), (r"L40S", 44.42), (r"\bL4\b", 22.49),
-    (r"RTX 3090", 23.58), (r"RTX 4090", 23.53),
+    (r"H100|H800", 79.19), (r"H200", 139.8), (r"A100.*80|A800.*80", 79.15), (r"A100.*40", 39.39),
+    (r"L40S|\bL40\b", 44.42), (r"\bL4\b", 22.49), (r"A10G?\b", 22.49), (r"\bT4\b", 14.75),
+    (r"V100.*32", 31.74), (r"V100", 15.77), (r"A6000|RTX 6000 Ada", 47.54),
+    (r"RTX 3090", 23.58), (r"RTX 4090", 23.64),
     # DGX Spark GB10: 128 GB unified LPDDR5x, of which CUDA reports ≈119.7 GiB (assumed)
     (r"GB10", 119.7),
 ]
@@ -176,10 +178,10 @@ def card_gib(rec: dict) -> float | None:
     gpu = rec.get("gpu") or ""
     if (mib := _mib_total(gpu)) is not None:
         return mib
+    if "size not stated" in gpu:
+        return None  # e.g. "A100 (memory size not stated)": 40 or 80 GB
     for pattern, gib in CARD_GIB:
-        if re.search(pattern, gpu) and not ("memory size not stated" in gpu and pattern == r"A100 80"):
-            if "A100" in pattern and "not stated" in gpu:
-                return None
+        if re.search(pattern, gpu):
             return gib
     return None
 
