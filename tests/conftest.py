@@ -1,0 +1,45 @@
+"""Shared test setup: integration tests need a real Docker engine.
+
+Everything under tests/integration is marked `integration`. Without a usable Docker engine
+those tests skip with the reason; with CI=true they fail instead, because CI must run them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+INTEGRATION_DIR = Path(__file__).parent / "integration"
+
+
+def docker_problem() -> str | None:
+    """Why Docker cannot be used here, or None when the engine and Compose answer."""
+    try:
+        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
+                              capture_output=True, text=True, timeout=30)
+    except (FileNotFoundError, subprocess.TimeoutExpired) as exc:
+        return f"docker CLI unusable: {exc}"
+    if info.returncode != 0 or not info.stdout.strip():
+        return "the Docker daemon is not running"
+    compose = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+    if compose.returncode != 0:
+        return "docker compose (v2) is missing"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if INTEGRATION_DIR in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def docker_required() -> None:
+    problem = docker_problem()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true requires Docker for integration tests, but {problem}")
+        pytest.skip(f"integration test needs Docker: {problem}")

@@ -1,0 +1,37 @@
+"""Integration fixtures: the real CPU image and the real offline model, built once per session."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from rentstack.commands._common import REPO
+from rentstack.local.image import build_cpu_image
+from rentstack.local.models import ensure_model
+from rentstack.spec import load_catalog
+from rentstack.versions import VLLM_CPU_IMAGE
+
+
+@pytest.fixture(autouse=True)
+def _needs_docker(docker_required):
+    """Every integration test needs Docker (skip locally, fail under CI=true)."""
+
+
+@pytest.fixture(scope="session")
+def cpu_image(docker_required) -> str:
+    build_cpu_image()
+    return VLLM_CPU_IMAGE
+
+
+@pytest.fixture(scope="session")
+def smollm2(cpu_image) -> Path:
+    return ensure_model(load_catalog()["smollm2-135m"], REPO / "models")
+
+
+@pytest.fixture()
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,75 @@
+"""The CPU tier end to end: `rentstack up` serves the real model with real vLLM in real Docker,
+answers a chat request with the key, refuses one without it, and goes down."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from rentstack.cli import main
+from rentstack.local.state import read_api_key
+from rentstack.verify import chat
+
+PROJECT = "rentstack-itest"
+
+
+@pytest.fixture()
+def cpu_stack(smollm2, free_port, tmp_path):
+    state = tmp_path / "state"
+    common = ["--tier", "cpu", "--state-dir", str(state), "--project", PROJECT]
+    yield free_port, state, common
+    main(["down", *common])
+
+
+def test_cpu_tier_up_chat_401_down(cpu_stack, capsys):
+    port, state, common = cpu_stack
+    assert main(["up", *common, "--port", str(port)]) == 0
+    out = capsys.readouterr().out
+    url = f"http://127.0.0.1:{port}"
+    assert f"ready: {url}/v1" in out
+    secrets = state / "cpu" / "secrets.env"
+    assert f"API key: stored in {secrets}" in out and "curl -s" in out
+    key = read_api_key(secrets)
+    assert key not in out                                   # the key itself is never printed
+
+    reply = chat(url, key, "smollm2-135m", "What is the capital of France?")
+    assert reply.status == 200
+    assert "paris" in reply.text.lower()
+    assert reply.completion_tokens > 0
+
+    assert chat(url, None, "smollm2-135m", "hi").status == 401
+    assert chat(url, "rs-wrong", "smollm2-135m", "hi").status == 401
+
+    # bound to loopback only: the published port's host address is 127.0.0.1
+    ps = subprocess.run(["docker", "compose", "-p", PROJECT, "ps", "--format", "json"],
+                        capture_output=True, text=True, check=True).stdout
+    publishers = [p for line in ps.splitlines() if line.strip() for p in json.loads(line)["Publishers"]]
+    assert {(p["URL"], p["PublishedPort"]) for p in publishers if p["PublishedPort"]} == {("127.0.0.1", port)}
+
+    assert main(["smoke", *common]) == 0
+    assert "tokens/s" in capsys.readouterr().out
+    assert main(["status", *common]) == 0
+    assert "healthy" in capsys.readouterr().out
+
+    assert main(["down", *common]) == 0
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        urllib.request.urlopen(f"{url}/health", timeout=3)
+    assert main(["status", *common]) == 3
+
+
+def test_up_refuses_a_taken_port(smollm2, free_port, tmp_path, capsys):
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", free_port))
+        holder.listen()
+        code = main(["up", "--tier", "cpu", "--port", str(free_port), "--state-dir", str(tmp_path),
+                     "--project", PROJECT + "-port"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"port {free_port} on 127.0.0.1 is already in use" in err
+    assert err.count("\n") == 1
