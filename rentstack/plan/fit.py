@@ -143,9 +143,6 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
         except RentstackError:
             return None
 
-    def conc_at(pl: Plan | None) -> float:
-        return pl.max_concurrency if pl and pl.fits else 0.0
-
     # Search space for the free choices, cheapest first (quality and speed before memory).
     eager_opts = [fx["enforce_eager"]] if "enforce_eager" in fx else [False, True]
     kv_opts = [fx["kv_cache_dtype"]] if "kv_cache_dtype" in fx else (
@@ -178,22 +175,37 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
         if cands:
             cands.sort(key=lambda c: (-c[0], c[1], c[2]))
             best = (cands[0][3], cands[0][4])
+    elif best is None:
+        # max_model_len is fixed: take the option that starts with the most concurrency.
+        fitting = []
+        for kvd in kv_opts:
+            for eager in eager_opts:
+                ch = {"kv_cache_dtype": kvd, "enforce_eager": eager, "max_model_len": target_ctx}
+                pl = run(**ch)
+                if pl and pl.fits:
+                    fitting.append((pl.max_concurrency, pl, ch))
+        if fitting:
+            fitting.sort(key=lambda c: -c[0])
+            best = (fitting[0][1], fitting[0][2])
     offload = float(fx.get("cpu_offload_gb", 0.0))
     if best is None and goal.allow_cpu_offload and "cpu_offload_gb" not in fx:
         # Weights do not fit: move decoder layers to host RAM until 1 GiB of KV cache remains.
-        probe = run(max_model_len=min(target_ctx, 2048), enforce_eager=True)
+        eager = bool(fx.get("enforce_eager", True))  # graphs would only take room from the KV cache
+        probe = run(max_model_len=min(target_ctx, 2048), enforce_eager=eager)
         if probe is not None:
             short = -probe.available_kv_gib + 1.0 + probe.kv_bytes_per_token * min(target_ctx, 2048) / 2**30
             offload = math.ceil(max(short, 1.0))
             ctx = min(target_ctx, 2048)
-            pl = run(max_model_len=ctx, enforce_eager=True, cpu_offload_gb=float(offload))
+            pl = run(max_model_len=ctx, enforce_eager=eager, cpu_offload_gb=float(offload))
             if pl and pl.fits:
-                n = _round_len(min(pl.max_model_len_fit, target_ctx), pl.resolved.block_size)
-                pl = run(max_model_len=n, enforce_eager=True, cpu_offload_gb=float(offload)) or pl
-                best = (pl, {"max_model_len": pl.resolved.max_model_len, "enforce_eager": True,
+                n = target_ctx if "max_model_len" in fx else _round_len(
+                    min(pl.max_model_len_fit, target_ctx), pl.resolved.block_size)
+                pl = run(max_model_len=n, enforce_eager=eager, cpu_offload_gb=float(offload)) or pl
+                best = (pl, {"max_model_len": pl.resolved.max_model_len, "enforce_eager": eager,
                              "cpu_offload_gb": float(offload), "kv_cache_dtype": base.kv_cache_dtype})
     if best is None:
-        pl = plan(arch, hw, replace(base, max_model_len=min(target_ctx, 512)), allow_long_max_model_len=True)
+        shown = target_ctx if "max_model_len" in fx else min(target_ctx, 512)
+        pl = plan(arch, hw, replace(base, max_model_len=shown), allow_long_max_model_len=True)
         out = Fit(params=pl.resolved, plan=pl, reasons=reasons, goal_met=False)
         out.alternatives = alternatives(arch, hw, pl, target_ctx, goal.min_concurrency)
         reasons["verdict"] = f"nothing fits: {pl.fix or pl.error}"

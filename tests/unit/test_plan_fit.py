@@ -85,3 +85,19 @@ def test_warmup_risk_lowers_utilization():
     f = fit(a, hw, fixed={"max_num_seqs": 1024})
     assert f.plan.fits
     assert f.params.gpu_memory_utilization < 0.96
+
+
+def test_fixed_context_that_fits_below_goal_concurrency_is_kept():
+    f = fit(arch("qwen3-14b-awq"), Hardware(23.58, name="RTX 3090"), fixed={"max-model-len": 32768})
+    assert f.plan.fits and not f.goal_met  # no FP8 on a 3090, so no fp8 KV cache to reach 4×
+    assert f.params.max_model_len == 32768
+    assert 1 <= f.plan.max_concurrency < 4
+
+
+def test_seed_presets_fit_as_given():
+    f = fit(arch("deepseek-r1-distill-llama-70b"), Hardware(32, free_mem_gib=8, name="vGPU-32GB"),
+            fixed={"gpu-memory-utilization": 0.25, "enforce-eager": True, "max-model-len": 512,
+                   "max-num-batched-tokens": 512, "max-num-seqs": 8, "block-size": 16, "cpu-offload-gb": 60,
+                   "dtype": "bfloat16", "quantization": "bitsandbytes"})
+    assert f.plan.fits and f.goal_met
+    assert f.plan.kv_cache_tokens == pytest.approx(12240, rel=0.01)
