@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import subprocess
+import sys
+
 from rentstack.errors import RentstackError
 from rentstack.local.docker import run
+from rentstack.remote.download import SCRIPT_PATH, fetch_command, parse_summary
 from rentstack.spec import CatalogModel
 from rentstack.versions import VLLM_CPU_IMAGE
 
@@ -33,7 +37,19 @@ def ensure_model(entry: CatalogModel, models_dir: Path) -> Path:
         if not model_ready(target):
             raise RentstackError(f"model conversion left no usable model in {target}")
         return target
-    raise RentstackError(
-        f"model {entry.name} is not in {target}: download it first "
-        f"(`fab download --host ... --model {entry.name}` on a rented host, "
-        f"or `python3 scripts/fetch_weights.py {entry.source} --local-dir {target}` here)")
+    return _download(entry, models_dir)
+
+
+def _download(entry: CatalogModel, models_dir: Path) -> Path:
+    """Hub weights onto this machine with the same downloader `fab download` runs on hosts."""
+    fetch = fetch_command(entry.source, data_dir=str(models_dir.resolve().parent), script=str(SCRIPT_PATH),
+                          python=sys.executable, exclude=entry.exclude)
+    target = Path(fetch.model_dir)
+    if target.parent != models_dir.resolve():
+        raise RentstackError(f"models directory {models_dir} must be named 'models' to download into it")
+    print(f"model: downloading {entry.source} into {target} ({entry.weights_gib:g} GiB; resumable)")
+    proc = subprocess.run(fetch.argv, stdout=subprocess.PIPE, text=True)
+    parse_summary(proc.stdout, proc.returncode).raise_for_error()
+    if not model_ready(target):
+        raise RentstackError(f"the download finished but {target} holds no config.json + safetensors")
+    return target
