@@ -20,8 +20,8 @@ PYTEST := $(VENV)/bin/pytest
 tier_flags = --tier $(TIER) $(if $(PRESET),--preset $(PRESET)) $(if $(MODEL),--model $(MODEL)) \
              --port $(PORT) $(foreach s,$(SET),--set $(s))
 
-.PHONY: help venv host image model render up down status logs smoke doctor plan compose.yaml \
-        test test-unit test-integration bench bench-up bench-planner bench-download clean guard-root
+.PHONY: help venv host image render up down status logs smoke doctor plan compose.yaml \
+        test test-unit test-integration bench bench-up bench-planner bench-download clean
 
 help: ## list the targets and variables
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,7 +38,7 @@ host: ## install/start the Docker engine and Compose v2 if missing (root)
 image: venv host ## build the vLLM CPU image from package mirrors (BASE=python:3.11-slim to use a registry base)
 	@$(RS) image $(if $(BASE),--base $(BASE))
 
-render: venv ## render .rentstack/$(TIER)/ (vLLM config, compose values, API key)
+render: venv ## render .rentstack/TIER/ (vLLM config, compose values, API key)
 	@$(RS) render $(tier_flags) $(ARGS)
 
 up: venv host ## start TIER (default cpu) and wait until healthy; AUTO_FIX=N retries with the doctor's fix
