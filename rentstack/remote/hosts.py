@@ -1,0 +1,184 @@
+"""Which host to provision and how to log in: pure parsing of what the user typed.
+
+Accepted host strings (one host each; a comma separates several):
+  root@region-1.autodl.com:12345          Fabric's user@host:port
+  ssh -p 12345 root@region-1.autodl.com   AutoDL's console line, pasted as printed
+  [root@]::1 / [::1]:2222                 IPv6 in brackets when a port follows
+The password never travels in argv: it comes from $RENTSTACK_SSH_PASSWORD or a prompt.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from rentstack.errors import RentstackError
+
+DEFAULT_USER = "root"
+"""Rented GPU containers (AutoDL, seetacloud) log in as root."""
+PASSWORD_ENV = "RENTSTACK_SSH_PASSWORD"
+"""Environment variable holding the SSH password (never a command-line flag)."""
+
+_HOSTNAME = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+|[0-9A-Fa-f:]+)$")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One SSH destination."""
+
+    host: str
+    user: str = DEFAULT_USER
+    port: int = 22
+
+    @property
+    def label(self) -> str:
+        """user@host:port, the name in reports and local state paths."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.user}@{host}:{self.port}"
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe label: local state lives under .rentstack/hosts/<slug>/."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.user}@{self.host}_{self.port}")
+
+    def ssh_args(self) -> list[str]:
+        """The `ssh` arguments that reach this host (for printed lines like the tunnel)."""
+        return ["-p", str(self.port), f"{self.user}@{self.host}"]
+
+
+def _port(value: str, text: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise RentstackError(f"host {text!r}: port {value!r} is not a number from 1 to 65535")
+    return int(value)
+
+
+def _from_ssh_line(text: str) -> HostSpec:
+    """AutoDL's 'ssh -p 12345 root@region-1.autodl.com' (extra -o options are ignored)."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise RentstackError(f"host {text!r} is not a valid ssh line: {exc}") from None
+    port: int | None = None
+    user: str | None = None
+    dest: str | None = None
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if word == "-p" and i + 1 < len(words):
+            port = _port(words[i + 1], text)
+            i += 2
+            continue
+        if word.startswith("-p") and word[2:].isdigit():
+            port = _port(word[2:], text)
+        elif word == "-l" and i + 1 < len(words):
+            user = words[i + 1]
+            i += 2
+            continue
+        elif word in ("-o", "-i", "-J", "-F") and i + 1 < len(words):
+            i += 2
+            continue
+        elif not word.startswith("-"):
+            if dest is not None:
+                raise RentstackError(f"host {text!r}: a remote command after the host is not supported; "
+                                     "paste only the ssh line the console prints")
+            dest = word
+        i += 1
+    if dest is None:
+        raise RentstackError(f"host {text!r} names no destination: expected e.g. 'ssh -p 12345 root@region-1.autodl.com'")
+    spec = parse_host(dest)
+    return HostSpec(spec.host, user or spec.user, port if port is not None else spec.port)
+
+
+def parse_host(text: str) -> HostSpec:
+    """Parse one host string (see the module docstring); refuses anything ambiguous."""
+    raw = text.strip()
+    if not raw:
+        raise RentstackError("host is empty: pass --host root@HOST:PORT or the console's 'ssh -p PORT root@HOST'")
+    if raw.startswith("ssh ") or raw == "ssh":
+        return _from_ssh_line(raw)
+    if " " in raw:
+        raise RentstackError(f"host {raw!r} holds spaces: pass USER@HOST:PORT or the full 'ssh -p PORT USER@HOST' line")
+    user = DEFAULT_USER
+    rest = raw
+    if "@" in raw:
+        user, _, rest = raw.rpartition("@")
+        if not user:
+            raise RentstackError(f"host {raw!r}: the user before '@' is empty")
+    port = 22
+    if rest.startswith("["):
+        host, sep, tail = rest[1:].partition("]")
+        if not sep:
+            raise RentstackError(f"host {raw!r}: an IPv6 address opened with '[' needs its ']'")
+        if tail:
+            if not tail.startswith(":"):
+                raise RentstackError(f"host {raw!r}: expected ':PORT' after ']'")
+            port = _port(tail[1:], raw)
+    elif rest.count(":") == 1:
+        host, _, p = rest.partition(":")
+        port = _port(p, raw)
+    else:
+        host = rest  # a bare IPv6 address (several colons) has no port
+    if not host or not _HOSTNAME.match(host):
+        raise RentstackError(f"host {raw!r}: {host!r} is not a host name or address")
+    return HostSpec(host=host, user=user, port=port)
+
+
+def parse_hosts(text: str) -> list[HostSpec]:
+    """Several hosts separated by commas (an ssh line holds none); duplicates are refused."""
+    parts = [p for p in (s.strip() for s in text.split(",")) if p]
+    if not parts:
+        raise RentstackError("no host given: pass --host root@HOST:PORT (several: h1,h2) or fab -H h1,h2")
+    specs = [parse_host(p) for p in parts]
+    labels = [s.label for s in specs]
+    dupes = sorted({label for label in labels if labels.count(label) > 1})
+    if dupes:
+        raise RentstackError(f"host {dupes[0]} is listed twice; each host is provisioned once per run")
+    return specs
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How to log in: a password (from the environment or a prompt) or a key file; None = ssh agent/default keys."""
+
+    password: str | None = None
+    key_filename: str | None = None
+
+    def connect_kwargs(self) -> dict[str, object]:
+        """paramiko connect() arguments. With a password only, keys are not tried, so a
+        wrong password fails as a wrong password and not as 'too many attempts'."""
+        kwargs: dict[str, object] = {}
+        if self.key_filename:
+            kwargs["key_filename"] = self.key_filename
+            kwargs["look_for_keys"] = False
+        if self.password is not None:
+            kwargs["password"] = self.password
+            if not self.key_filename:
+                kwargs["look_for_keys"] = False
+                kwargs["allow_agent"] = False
+        return kwargs
+
+    @property
+    def describe(self) -> str:
+        """What was tried, for error lines (never the secret itself)."""
+        if self.key_filename:
+            return f"key {self.key_filename}"
+        if self.password is not None:
+            return f"the password (from ${PASSWORD_ENV} or the prompt)"
+        return "the ssh agent and default keys"
+
+
+def hosts_from_argv(argv: list[str]) -> str | None:
+    """The value of Fabric's -H/--hosts in a command line, or None.
+
+    Fabric calls a task once per -H host, one after the other; the fabfile reads the whole
+    list here so it can run all hosts at once (in parallel) on the first call.
+    """
+    for i, word in enumerate(argv):
+        if word in ("-H", "--hosts") and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith("--hosts="):
+            return word.split("=", 1)[1]
+        if word.startswith("-H") and len(word) > 2:
+            return word[2:]
+    return None
