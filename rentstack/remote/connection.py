@@ -72,7 +72,7 @@ class Remote:
     def run(self, command: str, *, env: dict[str, str] | None = None, timeout: float | None = None) -> tuple[int, str]:
         """Run through ``sh -c`` (any login shell); returns (exit code, stdout). stderr is
         folded into stdout so failures can be shown; nothing is echoed locally."""
-        wrapped = "sh -c " + shlex.quote(command + " 2>&1")
+        wrapped = "sh -c " + shlex.quote("exec 2>&1; " + command)
         try:
             result = self.conn.run(wrapped, hide=True, warn=True, in_stream=False, env=env or {},
                                    timeout=timeout)

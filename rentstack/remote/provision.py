@@ -34,6 +34,8 @@ LOCAL_MODELS = REPO / "models"
 LOCAL_HOSTS = REPO / ".rentstack" / "hosts"
 SMOKE_PROMPT = "What is the capital of France? Answer in one sentence."
 KEY_VAR = "VLLM_API_KEY"
+SHM_MIN_BYTES = 512 * 2**20
+"""vLLM 0.32 asked for 160 MiB of /dev/shm with one CPU worker; leave room for more."""
 NO_GPU_STOP = "no GPU on this host (nvidia-smi sees none): boot the instance with its GPU, then run `fab up`"
 
 
@@ -218,7 +220,9 @@ class HostRun:
 
         def check() -> str | None:
             if self.state.done("caches", digest):
-                return "pip/HF/ModelScope caches already point at the data disk — skipped"
+                code, _ = self.remote.run(f"grep -qxF {shlex.quote(line)} ~/.bashrc")
+                if code == 0:
+                    return "pip/HF/ModelScope caches already point at the data disk — skipped"
             return None
 
         def act() -> str:
@@ -547,6 +551,15 @@ class HostRun:
             _, out = self.remote.run(f"tail -n {lines} {shlex.quote(self.layout.log(self.tier.name))} 2>/dev/null")
         return out
 
+    def check_shm(self) -> None:
+        """vLLM's shared-memory broadcast needs room in /dev/shm; Docker gives containers 64 MiB."""
+        _, out = self.remote.run("df -B1 --output=size /dev/shm 2>/dev/null | tail -n 1")
+        size = int(out.strip()) if out.strip().isdigit() else 0
+        if 0 < size < SHM_MIN_BYTES:
+            raise RentstackError(f"/dev/shm on the host is {size / 2**20:.0f} MiB; vLLM needs at least "
+                                 f"{SHM_MIN_BYTES / 2**20:.0f} MiB for its shared-memory broadcast: give the "
+                                 "container a larger shared memory (docker --shm-size 2g)")
+
     def step_server(self) -> Step:
         def check() -> str | None:
             render = self.state.steps.get("render", {}).get("checksum")
@@ -563,6 +576,7 @@ class HostRun:
                 ok = code == 0
                 why = out.strip().splitlines()[-1:] if not ok else []
             else:
+                self.check_shm()
                 self.remote.run(runners.native_stop(self.layout, self.tier.name))
                 self.remote.check(runners.native_start(self.layout, self.tier.name), "starting the supervisor")
                 code, _ = self.remote.run(runners.native_wait(self.layout, self.tier.name, self.opts.port,
@@ -582,7 +596,10 @@ class HostRun:
     # ----------------------------------------------------------------- plans
 
     def provision_steps(self) -> list[Step]:
-        return [self.step_grow(), self.step_space(), self.step_docker(), self.step_caches(), self.step_weights(),
+        # A GPU tier on a host booted without GPU stops after the download: the runtime's
+        # room is checked by the `fab up` that follows, on the host with its GPU.
+        serves_now = self.tier.accelerator == "cpu" or bool(self.facts.gpus)
+        return [self.step_grow(), self.step_space(runtime=serves_now), self.step_docker(), self.step_caches(), self.step_weights(),
                 self.step_gpu_gate(), self.step_runtime(), self.step_render(), self.step_server()]
 
     def download_steps(self) -> list[Step]:

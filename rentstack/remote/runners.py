@@ -80,15 +80,17 @@ def venv_install(layout: Layout, tier: Tier, wheels: str | None) -> str:
     pip = q(v + "/bin/pip")
     index = f"--no-index --find-links {q(wheels)} " if wheels else ""
     wheel = venv_wheel(tier)
-    steps = [
+    lines = [
+        "set -e",
         "command -v python3 >/dev/null || { echo 'python3 is missing: apt-get install python3 python3-venv'; exit 2; }",
         f"mkdir -p {q(v.rsplit('/', 1)[0])}",
         f"python3 -m venv {q(v)} || {{ echo 'python3 -m venv failed: apt-get install python3-venv'; exit 2; }}",
         f"{pip} install -q --disable-pip-version-check {index}{q(wheel)}",
-        f"{pip} uninstall -q -y {' '.join(CUDA_EXTRAS)} >/dev/null 2>&1 || true" if tier.accelerator == "cpu" else "true",
-        f"echo {q(wheel)} > {q(v + '/' + VENV_MARKER)}",
     ]
-    return " && ".join(steps)
+    if tier.accelerator == "cpu":
+        lines.append(f"{pip} uninstall -q -y {' '.join(CUDA_EXTRAS)} >/dev/null 2>&1 || true")
+    lines.append(f"echo {q(wheel)} > {q(v + '/' + VENV_MARKER)}")
+    return "\n".join(lines)
 
 
 def runtime_env_text(env: dict[str, str]) -> str:
@@ -98,12 +100,13 @@ def runtime_env_text(env: dict[str, str]) -> str:
 
 
 def native_stop(layout: Layout, tier: str) -> str:
-    """Kill the supervisor's process group (supervisor + server), if running."""
-    pid = q(layout.pidfile(tier))
-    return (f"if [ -f {pid} ] && kill -0 \"$(cat {pid})\" 2>/dev/null; then "
-            f"kill -TERM -- -\"$(cat {pid})\" 2>/dev/null; "
-            f"for i in $(seq 1 30); do kill -0 \"$(cat {pid} 2>/dev/null)\" 2>/dev/null || break; sleep 1; done; "
-            f"echo stopped; else echo 'not running'; fi; rm -f {pid}")
+    """Stop the supervisor's process group (supervisor + server): TERM, up to 30 s for vLLM
+    to shut down, then KILL. dash's kill takes -PGID but not `--`."""
+    pidfile = q(layout.pidfile(tier))
+    return (f"pid=$(cat {pidfile} 2>/dev/null); "
+            f"if [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; then kill -TERM -\"$pid\"; "
+            f"for i in $(seq 1 30); do kill -0 -\"$pid\" 2>/dev/null || break; sleep 1; done; "
+            f"kill -KILL -\"$pid\" 2>/dev/null; echo stopped; else echo 'not running'; fi; rm -f {pidfile}")
 
 
 def native_start(layout: Layout, tier: str) -> str:

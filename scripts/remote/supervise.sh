@@ -1,7 +1,7 @@
 #!/bin/sh
 # Keep one vLLM server running for one tier on a host without Docker (rentstack's native
 # runner); restart it when it dies. Started detached (setsid nohup) by rentstack, so an SSH
-# drop does not stop it. Stop it by killing its process group: kill -TERM -- -$(cat PIDFILE).
+# drop does not stop it. Stop it by killing its process group: kill -TERM -$(cat PIDFILE).
 # usage: supervise.sh TIER_DIR LOG PIDFILE PYTHON
 set -u
 dir=$1 log=$2 pidfile=$3 python=$4
