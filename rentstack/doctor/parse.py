@@ -93,9 +93,12 @@ class LogFacts:
             line = P.ANSI.sub("", line)
         if not line.strip():
             return
-        if P.LOG_PREFIX.search(line) or "vllm" in line.lower() or P.WORKER_TAG.match(line):
-            self.vllm_lines += 1
+        if self.vllm_lines < 1000 and (P.LOG_PREFIX.search(line, 0, 200) or P.WORKER_TAG.match(line)
+                                       or "vllm" in line.lower()):
+            self.vllm_lines += 1  # only needed to tell a vLLM log from another; stop counting early
         self.tail.append(line.strip()[:300])
+        if not P.TRIGGER.search(line):
+            return
         if "[--" in line and len(self.usage_flags) < 4000:
             self.usage_flags.update(_USAGE_FLAG.findall(line))
         self._banner(line)

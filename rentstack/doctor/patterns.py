@@ -26,6 +26,27 @@ print 'INFO 12-02 13:41:55 worker.py:232] ...' without the opening bracket."""
 WORKER_TAG = re.compile(r"^\s*\((?P<tag>[A-Za-z_]+[A-Za-z_0-9 ]*?)\s+pid=\d+\)")
 """Process prefix added by multiprocessing: '(EngineCore_DP0 pid=1)', '(VllmWorker TP1 pid=7)'."""
 
+TRIGGER_WORDS = (
+    # banner, arguments, figures
+    "version", "█", "non-default args", "args: Namespace", "Using max model len", "took", "total_gpu_memory",
+    "model weights take", "Memory profiling results", "Available KV cache memory", "Explicitly set",
+    "KV cache size", "Maximum concurrency", "blocks:", "Estimated CUDA graph", "--kv-cache-memory=", "init engine",
+    # phases
+    "Starting", "Loading", "Profiling CUDA graph", "Capturing CUDA graph", "Compile and warming up",
+    "Application startup complete", "Uvicorn running",
+    # failures and tracebacks
+    "Traceback", 'File "', "rror", "Exception", "Exit", "Engine core", "EngineCore failed", "EngineDead", "out of memory", "No available memory", "max seq len",
+    "Free memory", "NCCL", "nccl", "peer", "P2P", "Watchdog", "Custom allreduce", "Errno", "bind on",
+    "Cannot find", "does not appear", "Invalid repository", "not a valid", "Repository Not Found", "No such file",
+    "Can't load", "Unrecognized model", "No model weights", "Couldn't instantiate", "validation", "User-specified",
+    "Config file", "Unknown", "invalid choice", "[--",
+)
+"""A line with none of these cannot match any pattern below, so the reader skips it after one
+search. Request logs and throughput lines — nearly all of a long-running server's log — fall here.
+Every pattern in this module needs one of these words; add the word when adding a pattern."""
+
+TRIGGER = re.compile("|".join(re.escape(w) for w in TRIGGER_WORDS))
+
 # --- what the run is ---------------------------------------------------------------------
 VERSION_BANNER = re.compile(
     r"vLLM (?:API )?server version\s+(?P<version>[0-9][\w.+-]*)(?:, serving model (?P<model>\S+))?"
