@@ -9,14 +9,14 @@ deployment the planner predicts will fail (unless forced).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from rentstack import plan as planner
 from rentstack.errors import RentstackError
 from rentstack.spec import CatalogModel, Tier, resolve_model
 from rentstack.spec.vllm_args import REMOVED, check_vllm_settings, version
-from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE, VLLM_VERSION
+from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE
 
 CONTAINER_PORT = 8000
 """vLLM listens here inside the container; the host port is mapped in compose."""
@@ -121,7 +121,7 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
                             models_dir=models_dir, plan=plan, notes=notes, cpu_kv_gib=cpu_kv_gib,
                             require_api_key=require_api_key)
     final = {"model": deployment.model_path, **served, **where, **dict(sorted(settings.items()))}
-    return Deployment(**{**deployment.__dict__, "settings": final})
+    return replace(deployment, settings=final)
 
 
 def _check_parallel(tier: Tier, settings: dict[str, object]) -> None:
@@ -196,8 +196,4 @@ def _cpu_kv_space(config: str | None, settings: dict[str, object]) -> tuple[int,
                  f"({per_token:,} B/token from config.json, +10%)")
 
 
-def tier_image(tier: Tier) -> str:
-    return VLLM_CPU_IMAGE if tier.accelerator == "cpu" else VLLM_GPU_IMAGE
-
-
-__all__ = ["Deployment", "build_deployment", "PLANNED", "VLLM_VERSION", "tier_image"]
+__all__ = ["Deployment", "build_deployment", "PLANNED"]
