@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import socket
+import time
 from collections.abc import Iterator
 
 from rentstack.errors import RentstackError
@@ -135,6 +136,16 @@ class Remote:
         """Forward localhost:local_port to remote_host:remote_port on the host (like ssh -L)."""
         with self.conn.forward_local(local_port, remote_port=remote_port, remote_host=remote_host,
                                      local_host="127.0.0.1"):
+            # Fabric binds the local socket in a thread after entering: wait until it listens.
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", local_port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RentstackError(f"the SSH tunnel to {self.spec.label} did not open local port {local_port}") from None
+                    time.sleep(0.05)
             yield f"http://127.0.0.1:{local_port}"
 
 

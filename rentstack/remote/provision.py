@@ -25,7 +25,6 @@ from rentstack.remote.layout import GIB, Layout, check_space, env_sh_text, parse
 from rentstack.remote.state import HostState, checksum, parse_state, state_path
 from rentstack.remote.steps import RunReport, Step, StopRun, run_steps
 from rentstack.render import Deployment, build_deployment, render_compose_env, render_vllm_yaml
-from rentstack.render.deployment import tier_image
 from rentstack.spec import CatalogModel, Tier, load_tier, resolve_model
 from rentstack.verify import chat
 
@@ -199,6 +198,8 @@ class HostRun:
         return self.state.done("weights", self.weights_digest)
 
     def runtime_present(self) -> bool:
+        if self.runner == "compose":
+            return self.remote.run(f"docker image inspect {shlex.quote(runners.image(self.tier))} >/dev/null 2>&1")[0] == 0
         return "runtime" in self.state.steps
 
     def step_space(self, runtime: bool = True) -> Step:
@@ -434,7 +435,7 @@ class HostRun:
 
             return Step("runtime: venv", f"install {wheel} into a venv on the data disk", act, check)
 
-        image = tier_image(self.tier)
+        image = runners.image(self.tier)
 
         def check_image() -> str | None:
             code, _ = self.remote.run(f"docker image inspect {shlex.quote(image)} >/dev/null 2>&1")

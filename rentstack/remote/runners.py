@@ -16,7 +16,7 @@ from pathlib import Path
 from rentstack.remote.layout import Layout
 from rentstack.render import CUSTOM_PROFILE
 from rentstack.spec import Tier, list_tiers
-from rentstack.versions import VLLM_CPU_WHEEL, VLLM_VERSION
+from rentstack.versions import VLLM_CPU_IMAGE, VLLM_CPU_WHEEL, VLLM_GPU_IMAGE, VLLM_VERSION
 
 SUPERVISOR_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "remote" / "supervise.sh"
 PREPARE_HOST_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "prepare-host.sh"
@@ -26,6 +26,11 @@ AUTODL_WHEELS = "/root/autodl-pub/wheels"
 CUDA_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
 """PyPI's builds of these are CUDA builds that break `import transformers` on a CPU torch."""
 VENV_MARKER = ".rentstack-complete"
+
+
+def image(tier: Tier) -> str:
+    """The image compose.yaml runs for this tier (the same pin as rentstack.versions)."""
+    return VLLM_CPU_IMAGE if tier.accelerator == "cpu" else VLLM_GPU_IMAGE
 
 
 def profile(tier: Tier) -> str:
