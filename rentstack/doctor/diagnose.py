@@ -66,7 +66,9 @@ def _phase_of(failure: Failure, facts: LogFacts) -> str:
 
 
 def judge(facts: LogFacts, inputs: PlannerInputs) -> Diagnosis:
-    figures = {k: v for k, v in facts.figures.items() if not k.startswith("_")}
+    figures = dict(facts.figures)
+    if facts.starts > 1:
+        figures["starts_seen"] = facts.starts  # a restart loop: only the last start is judged
     base = dict(figures=figures, lines=facts.lines)
 
     if facts.lines == 0 or (facts.binary_lines == 0 and not facts.tail):
@@ -83,7 +85,6 @@ def judge(facts: LogFacts, inputs: PlannerInputs) -> Diagnosis:
                          explanation=f"This does not look like a vLLM server log: none of its {facts.lines:,} lines "
                                      "has vLLM's log prefix, version banner or startup messages.", **base)
 
-    s = F.Situation.build(figures, inputs)
     failure = _primary(facts.failures)
     if failure is None:
         if facts.server_up:
@@ -178,7 +179,9 @@ def _failure_words(cause: str, phase: str, d: dict[str, Any], s: F.Situation, fa
                 + (f"; vLLM computed {_gib(avail)} for the KV cache" if avail is not None else "")
                 + ". Raising the utilization gives vLLM more of the card; lowering it makes this worse.")
     if cause == "insufficient_free_memory":
-        return (f"At start only {_gib(d.get('free_gib'))} of the card's {_gib(d.get('total_gpu_gib'))} was free, "
+        cpu = str(d.get("device") or "").startswith("cpu")
+        where = "of host memory on this NUMA node (CPU backend)" if cpu else "on the card"
+        return (f"At start only {_gib(d.get('free_gib'))} of {_gib(d.get('total_gpu_gib'))} {where} was free, "
                 f"but gpu-memory-utilization {d.get('gpu_memory_utilization')} asks for "
                 f"{_gib(d.get('requested_gib'))}. Another process (or a vGPU slice) holds the rest.")
     if cause == "cuda_oom":

@@ -327,10 +327,11 @@ class LogFacts:
             self._fail("max_model_len_too_large", line, "kv_cache_allocation",
                        max_model_len=int(m.group("len")), kv_cache_tokens=int(m.group("tokens")))
             return
-        m = P.FREE_MEMORY.search(line)
+        m = P.FREE_MEMORY.search(line) or P.FREE_MEMORY_CPU.search(line)
         if m:
+            where = m.groupdict().get("device") or (f"cpu node {m.group('node')}" if "node" in m.groupdict() else None)
             self._fail(
-                "insufficient_free_memory", line, "startup",
+                "insufficient_free_memory", line, "startup", device=where,
                 free_gib=float(m.group("free")), total_gpu_gib=float(m.group("total")),
                 gpu_memory_utilization=float(m.group("util")), requested_gib=float(m.group("requested")),
             )

@@ -36,7 +36,7 @@ TRIGGER_WORDS = (
     "Application startup complete", "Uvicorn running",
     # failures and tracebacks
     "Traceback", 'File "', "rror", "Exception", "Exit", "Engine core", "EngineCore failed", "EngineDead", "out of memory", "No available memory", "max seq len",
-    "Free memory", "NCCL", "nccl", "peer", "P2P", "Watchdog", "Custom allreduce", "Errno", "bind on",
+    "Free memory", "Available memory on node", "NCCL", "nccl", "peer", "P2P", "Watchdog", "Custom allreduce", "Errno", "bind on",
     "Cannot find", "does not appear", "Invalid repository", "not a valid", "Repository Not Found", "No such file",
     "Can't load", "Unrecognized model", "No model weights", "Couldn't instantiate", "validation", "User-specified",
     "Config file", "Unknown", "invalid choice", "[--",
@@ -174,6 +174,12 @@ FREE_MEMORY = re.compile(
 """v1/worker/gpu_worker.py init_device (0.9.1–0.18) / v1/worker/utils.py (0.19+). NB: 0.33 also logs
 an INFO line starting 'Free memory on device (...) on startup. Desired ...' that is not an error;
 this pattern needs 'is less than'."""
+
+FREE_MEMORY_CPU = re.compile(
+    r"Available memory on node (?P<node>\d+) \((?P<free>[0-9.]+)/(?P<total>[0-9.]+) ?GiB\) on startup is less than "
+    r"desired CPU memory utilization \((?P<util>[0-9.]+), (?P<requested>[0-9.]+) ?GiB\)"
+)
+"""v1/worker/cpu_worker.py (CPU builds, 0.32): the same check against host memory of one NUMA node."""
 
 SAMPLER_OOM = re.compile(r"CUDA out of memory occurred when warming up sampler with (?P<n>\d+) dummy requests")
 """gpu_model_runner.py _dummy_sampler_run: OOM while sampling a [num_reqs, vocab] fp32 tensor."""
