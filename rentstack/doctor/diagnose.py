@@ -132,6 +132,8 @@ def judge(facts: LogFacts, inputs: PlannerInputs) -> Diagnosis:
         fixes = F.fixes_bad_argument(s, details, facts.usage_flags)
     else:
         fixes = []
+    if cause in MEMORY_CAUSES:
+        fixes = F.with_planner_fit(s, fixes)
     return Diagnosis("failed", cause, phase, fixes=fixes, evidence=failure.line,
                      explanation=_failure_words(cause, phase, details, s, facts), **base)
 

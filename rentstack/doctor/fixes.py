@@ -223,6 +223,70 @@ def _predict(s: Situation, changes: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
+_FIT_KEEPS = ("tensor-parallel-size", "pipeline-parallel-size", "dtype", "quantization", "max-num-batched-tokens")
+"""Flags the planner's search keeps as logged: the deployment chose them (cards, checkpoint)."""
+
+_COST_OF = {
+    "max-model-len": ("context", "shorter context per request"),
+    "kv-cache-dtype": ("quality", "8-bit KV cache (slight accuracy loss)"),
+    "enforce-eager": ("speed", "no CUDA graphs (slower decoding)"),
+    "cpu-offload-gb": ("speed", "weights in host RAM cross PCIe every step (much slower)"),
+    "max-num-seqs": ("concurrency", "fewer sequences at once"),
+    "gpu-memory-utilization": ("memory", "a different share of the card for vLLM"),
+}
+
+
+def planner_fit_fix(s: Situation) -> Fix | None:
+    """The planner's own search (rentstack.plan.fit) for the logged launch: the flags it changes,
+    with its reasons and plan. None without a model config and card size, or when nothing fits."""
+    inputs = s.inputs
+    total = s.total_gib or inputs.gpu_mem_gib
+    if inputs.model_config is None or not total:
+        return None
+    try:
+        from rentstack import plan as planner
+        arch = planner.load_arch(inputs.model_config)
+        hw = planner.Hardware(gpu_mem_gib=float(total), gpus=int(inputs.gpus or s.tp * s.pp),
+                              free_mem_gib=inputs.free_mem_gib, name=inputs.card or "")
+        fixed = {k: v for k, v in s.args.items() if k in _FIT_KEEPS}
+        version = launch_params_kwargs({}, s.version).get("vllm_version")
+        if version:
+            fixed["vllm_version"] = version
+        goal = planner.Goal(min_context=s.max_model_len, min_concurrency=1)
+        result = planner.fit(arch, hw, goal, fixed)
+        current = planner.resolve(arch, hw, planner.LaunchParams(**launch_params_kwargs(s.args, s.version)))
+    except Exception:  # noqa: BLE001 - the planner's search is an extra, never a reason to fail
+        return None
+    if not result.plan.fits:
+        return None
+    now, then = current.vllm_flags(), result.params.vllm_flags()
+    changes = {k: v for k, v in then.items() if v is not None and now.get(k) != v and k not in _FIT_KEEPS}
+    if not changes:
+        return None
+    reasons = [f"{k}: {result.reasons[k.replace('-', '_')]}" for k in changes
+               if k.replace("-", "_") in result.reasons]
+    costs = [_COST_OF[k][1] for k in changes if k in _COST_OF]
+    kinds = [_COST_OF[k][0] for k in changes if k in _COST_OF]
+    pl = result.plan
+    return Fix(
+        changes=changes,
+        why="the planner's search for this model and card — " + ("; ".join(reasons) or "see its plan"),
+        cost="; ".join(costs) or "none",
+        cost_kind=kinds[0] if kinds else "none",
+        predicted={"available_kv_gib": round(pl.available_kv_gib, 2), "kv_cache_tokens": pl.kv_cache_tokens,
+                   "max_concurrency": round(pl.max_concurrency, 2), "fits": pl.fits, "error": pl.error,
+                   "source": "planner"},
+    )
+
+
+def with_planner_fit(s: Situation, fixes: list[Fix]) -> list[Fix]:
+    """Add the planner's searched fix after the log's own, unless one of those is the same change."""
+    extra = planner_fit_fix(s)
+    if extra is None or any(f.changes == extra.changes for f in fixes):
+        return fixes
+    return _order([*fixes, extra])
+
+
 def _fix(s: Situation, changes: dict[str, Any], why: str, cost: str, kind: str,
          log_pred: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Fix:
     predicted = _predict(s, changes) if changes else None

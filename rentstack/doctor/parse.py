@@ -78,6 +78,7 @@ class LogFacts:
     tail: deque = field(default_factory=lambda: deque(maxlen=5))
     usage_flags: set = field(default_factory=set)
     """Flags argparse listed in its usage text (for "did you mean" on an unknown flag)."""
+    _code_line_next: bool = False
 
     MAX_FAILURES = 20
 
@@ -98,6 +99,7 @@ class LogFacts:
             self.vllm_lines += 1  # only needed to tell a vLLM log from another; stop counting early
         self.tail.append(line.strip()[:300])
         if not P.TRIGGER.search(line):
+            self._code_line_next = False
             return
         if "[--" in line and len(self.usage_flags) < 4000:
             self.usage_flags.update(_USAGE_FLAG.findall(line))
@@ -290,8 +292,14 @@ class LogFacts:
             self.failures.append(Failure(cause, line.strip()[:2000], phase, details, self.phase, self.frame_phase))
 
     def _failures(self, line: str) -> None:
+        if self._code_line_next:
+            # The source line under a traceback frame (`raise ValueError("No available memory ...`)
+            # quotes the message; the exception line that follows is the evidence.
+            self._code_line_next = False
+            return
         m = P.FRAME.search(line)
         if m:
+            self._code_line_next = True
             for func, phase in P.FRAME_PHASES:
                 if m.group("func") == func:
                     self.frame_phase = phase  # innermost recognised frame wins
