@@ -116,3 +116,10 @@ def test_to_dict_is_json_ready():
     d = _golden("v0_11_0-max-model-len-qwen3-32b-h100")
     again = json.loads(json.dumps(d.to_dict()))
     assert again["fixes"][0]["changes"] == {"max-model-len": 18224}
+
+
+def test_evidence_is_the_exception_not_the_source_line_quoting_it():
+    # vLLM 0.10.2's traceback shows `raise ValueError("No available memory for the cache blocks. "`
+    d = _golden("v0_10_2-no-kv-memory-qwen3-14b-5090")
+    assert "ValueError: No available memory for the cache blocks" in d.evidence
+    assert "raise" not in d.evidence
