@@ -104,7 +104,7 @@ def _save(diagnosis: Diagnosis, card: str, inputs: PlannerInputs) -> Path:
     if not version or not model:
         raise RentstackError("--save-calibration: the log has no version banner or model name "
                              "(capture it from the server's first line)")
-    return save_calibration(card, version, model, diagnosis.figures)
+    return save_calibration(card, version, model, diagnosis.figures, gpu_mem_gib=inputs.gpu_mem_gib)
 
 
 def render_text(d: Diagnosis) -> str:

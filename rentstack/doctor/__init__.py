@@ -5,7 +5,7 @@ happen in `reader` / `calibration` and the `rentstack doctor` command.
 """
 
 from rentstack.doctor.calibration import lookup_calibration, measured_figures, save_calibration
-from rentstack.doctor.diagnose import diagnose
+from rentstack.doctor.diagnose import diagnose, judge, read_facts
 from rentstack.doctor.fixes import first_fix
 from rentstack.doctor.model import CAUSES, Diagnosis, Fix, PlannerInputs
 from rentstack.doctor.reader import iter_lines
@@ -18,7 +18,9 @@ __all__ = [
     "diagnose",
     "first_fix",
     "iter_lines",
+    "judge",
     "lookup_calibration",
     "measured_figures",
+    "read_facts",
     "save_calibration",
 ]

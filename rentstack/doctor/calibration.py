@@ -25,7 +25,7 @@ ENV_VAR = "RENTSTACK_CALIBRATION"
 FORMAT = 1
 
 MEASURED_KEYS = (
-    "weights_gib", "activation_gib", "non_torch_gib", "weights_plus_non_torch_gib", "cuda_graph_gib",
+    "vllm_version", "model", "weights_gib", "activation_gib", "non_torch_gib", "weights_plus_non_torch_gib", "cuda_graph_gib",
     "cuda_graph_estimate_gib", "available_kv_gib", "kv_cache_tokens", "max_concurrency",
     "max_concurrency_tokens", "total_gpu_gib", "init_free_gib", "gpu_memory_utilization", "max_model_len",
 )
@@ -87,18 +87,39 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
-def measured_figures(figures: dict[str, Any]) -> dict[str, Any]:
-    """The subset of a Diagnosis' figures that a calibration keeps."""
+def measured_figures(figures: dict[str, Any], gpu_mem_gib: float | None = None) -> dict[str, Any]:
+    """The subset of a Diagnosis' figures that a calibration keeps.
+
+    V1 logs print the activation peak and non-torch memory only in a few versions (the
+    'Actual usage' line of 0.10.2 and 0.28+); otherwise their sum is what the budget leaves
+    after the weights, the KV cache and (0.20+, graphs on) the CUDA-graph estimate:
+    activation_plus_non_torch_gib = utilization × total − weights − KV (− graphs)."""
     out = {k: figures[k] for k in MEASURED_KEYS if figures.get(k) is not None}
     args = figures.get("launch_args") or {}
     launch = {k: args[k] for k in LAUNCH_KEYS if k in args}
     if launch:
         out["launch_args"] = launch
+    total = figures.get("total_gpu_gib") or gpu_mem_gib
+    util = args.get("gpu-memory-utilization", figures.get("gpu_memory_utilization"))
+    weights, kv = figures.get("weights_gib"), figures.get("available_kv_gib")
+    if total and "total_gpu_gib" not in out:
+        out["total_gpu_gib"] = total
+    if total and util and weights is not None and kv is not None:
+        rest = float(util) * float(total) - weights - kv
+        if _graphs_budgeted(figures.get("vllm_version")) and not args.get("enforce-eager"):
+            rest -= figures.get("cuda_graph_estimate_gib") or 0.0
+        out["activation_plus_non_torch_gib"] = round(rest, 3)
     return out
 
 
+def _graphs_budgeted(version: str | None) -> bool:
+    from rentstack.doctor.fixes import version_tuple  # one version parser for the package
+
+    return version_tuple(version) >= (0, 20)
+
+
 def save_calibration(card: str, version: str, model: str, figures: dict[str, Any],
-                     path: str | os.PathLike | None = None) -> Path:
+                     path: str | os.PathLike | None = None, gpu_mem_gib: float | None = None) -> Path:
     """Record the figures of a good start; replaces an earlier record for the same key."""
     if not card or not version or not model:
         raise RentstackError("calibration needs the card model, the vLLM version and the model "
@@ -111,7 +132,7 @@ def save_calibration(card: str, version: str, model: str, figures: dict[str, Any
         "vllm_version": normalize_version(version),
         "model": normalize_model(model),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "figures": measured_figures(figures),
+        "figures": measured_figures(figures, gpu_mem_gib),
     }
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".calibration-", suffix=".json", dir=target.parent)

@@ -71,3 +71,19 @@ def test_key_parts_are_required(tmp_path):
     with pytest.raises(RentstackError, match="card model"):
         save_calibration("", "0.32.0", "m", FIGS, path=tmp_path / "c.json")
     assert lookup_calibration("", "0.32.0", "m", path=tmp_path / "c.json") is None
+
+
+def test_activation_plus_non_torch_is_derived_when_the_card_size_is_known(tmp_path):
+    from pathlib import Path
+
+    from rentstack.doctor import diagnose, iter_lines
+
+    golden = Path(__file__).resolve().parents[1] / "golden" / "doctor" / "v0_19_0-ok-llama31-8b-h100.log"
+    with golden.open("rb") as fh:
+        d = diagnose(iter_lines(fh))
+    path = tmp_path / "cal.json"
+    save_calibration("H100", "0.19.0", "meta-llama/Llama-3.1-8B-Instruct", d.figures, path=path, gpu_mem_gib=79.19)
+    figs = lookup_calibration("H100", "0.19.0", "meta-llama/Llama-3.1-8B-Instruct", path=path)["figures"]
+    # dev record 65: activation 1.89 + non-torch 0.25 = 2.14 GiB; 0.95 × 79.19 − 14.99 − 58.11 = 2.13
+    assert abs(figs["activation_plus_non_torch_gib"] - 2.14) < 0.02
+    assert figs["total_gpu_gib"] == 79.19
