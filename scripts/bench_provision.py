@@ -5,7 +5,7 @@
         --host root@127.0.0.1:22201 --port 18081 [--data-dir D] [--fresh] [-- extra fab flags]
 
 --fresh first stops the server and deletes what rentstack put on the data disk (venv,
-models, .rentstack) so the first run really is a first run: only for test hosts.
+models, caches, .rentstack) so the first run really is a first run: only for test hosts.
 The goal (issue 4): the re-run takes < 5 % of the first and transfers nothing.
 Bytes sent are read from the host's own counters (/proc/net/dev of its loopback and
 first interface: what arrived there while fab ran).
@@ -67,7 +67,7 @@ def main() -> int:
     with Remote(spec, auth) as remote:
         if a.fresh:
             remote.run(native_stop(layout, a.tier))
-            remote.check("rm -rf " + " ".join(shlex.quote(x) for x in (layout.venv, layout.models, layout.home)),
+            remote.check("rm -rf " + " ".join(shlex.quote(x) for x in (layout.venv, layout.models, layout.home, layout.cache)),
                          "wiping the host")
         rows = []
         for label in ("first", "re-run"):
