@@ -115,7 +115,7 @@ def run_up(args: argparse.Namespace) -> int:
             _print_ready(stack, dep.model.name, rendered.secrets_env)
             return 0
         log = stack.logs()
-        tail = "\n".join(log.splitlines()[-15:])
+        tail = "\n".join(log.splitlines()[-6:])
         print(f"up: {stack.service} did not become healthy; last log lines:\n{tail}", file=sys.stderr)
         fix = _doctor(log)
         if not fix or attempt == args.auto_fix:

@@ -73,3 +73,44 @@ def test_up_refuses_a_taken_port(smollm2, free_port, tmp_path, capsys):
     assert code == 2
     assert f"port {free_port} on 127.0.0.1 is already in use" in err
     assert err.count("\n") == 1
+
+
+def test_doctor_reads_the_live_servers_log(cpu_stack, capsys):
+    port, state, common = cpu_stack
+    assert main(["up", *common, "--port", str(port)]) == 0
+    capsys.readouterr()
+    assert main(["logs", *common]) == 0
+    log = state / "server.log"
+    log.write_text(capsys.readouterr().out)
+    assert main(["doctor", str(log), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "ok" and report["cause"] is None
+    assert report["figures"]["vllm_version"] == "0.32.0"
+
+
+def test_auto_fix_closes_the_loop_on_a_real_failure(smollm2, free_port, tmp_path, capsys):
+    """max-model-len above SmolLM2's 8192 makes real vLLM refuse to start; the doctor reads the
+    log, its first fix lowers the length, and the retry comes up healthy."""
+    common = ["--tier", "cpu", "--state-dir", str(tmp_path), "--project", PROJECT + "-fix"]
+    try:
+        code = main(["up", *common, "--port", str(free_port), "--set", "max-model-len=20000", "--auto-fix", "1"])
+        out = capsys.readouterr()
+        assert code == 0, out.err[-2000:]
+        assert "doctor: fix: {'max-model-len': 8192}" in out.err
+        assert "attempt 2/2" in out.out and f"ready: http://127.0.0.1:{free_port}/v1" in out.out
+        assert "max-model-len: 8192" in (tmp_path / "cpu" / "vllm.yaml").read_text()
+    finally:
+        main(["down", *common])
+
+
+def test_without_auto_fix_the_advice_is_printed_and_up_stops(smollm2, free_port, tmp_path, capsys):
+    common = ["--tier", "cpu", "--state-dir", str(tmp_path), "--project", PROJECT + "-nofix"]
+    try:
+        code = main(["up", *common, "--port", str(free_port), "--set", "max-model-len=20000"])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert "doctor: fix: {'max-model-len': 8192}" in err
+        assert "rerun with AUTO_FIX=1" in err
+        assert err.strip().endswith("see `make logs TIER=cpu`")
+    finally:
+        main(["down", *common])
