@@ -136,6 +136,9 @@ def loop_disks(tmp_path_factory, credentials, docker_required):
     ids = sh("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={SERVER_PROJECT}", check=False)
     if ids:
         sh("docker", "rm", "-f", *ids.split(), check=False)
+    nets = sh("docker", "network", "ls", "-q", "--filter", f"label=com.docker.compose.project={SERVER_PROJECT}", check=False)
+    if nets:
+        sh("docker", "network", "rm", *nets.split(), check=False)
     native.remove()
     docker.remove()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 
 import pytest
 
@@ -89,15 +90,27 @@ def test_native_rerun_changes_nothing_and_says_so(hosts, fab) -> None:
 
 
 def test_native_server_is_restarted_when_it_dies(hosts, fab) -> None:
+    """Kill the vLLM process (not the supervisor): the supervisor starts it again by itself,
+    and a later `fab up` finds it healthy and changes nothing."""
     host = hosts["native"]
-    # Kill only the vLLM server (the supervisor's child), by its pid.
     sup = host.exec(f"cat {host.data_dir}/.rentstack/run/vllm-cpu.pid").strip()
     child = host.exec(f"ps -o pid= --ppid {sup}").split()[0]
     host.exec(f"kill -9 {child}")
-    r = fab("up", *_common(host), "--health-timeout", "240")
+    probe = (f"python3 -c \"import urllib.request; "
+             f"urllib.request.urlopen('http://127.0.0.1:{host.server_port}/health', timeout=3)\"")
+    deadline = time.monotonic() + 240
+    new_child = child
+    while time.monotonic() < deadline:
+        new_child = (host.exec(f"ps -o pid= --ppid {sup}", check=False).split() or [child])[0]
+        if new_child != child and host.exec(probe + " && echo up", check=False).strip() == "up":
+            break
+        time.sleep(2)
+    assert new_child != child
+    assert "supervise: vLLM exited with 137" in host.exec(f"cat {host.data_dir}/.rentstack/logs/vllm-cpu.log")
+    r = fab("up", *_common(host))
     assert r.code == 0, r.text
+    assert _step_lines(r.out)["server"].startswith("skip|server running and healthy"), r.out
     assert "Paris" in r.out
-    assert "vLLM exited with" in host.exec(f"cat {host.data_dir}/.rentstack/logs/vllm-cpu.log")
 
 
 def test_status_logs_and_tunnel(hosts, fab) -> None:
