@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from rentstack.errors import RentstackError, one_of
@@ -31,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--model", metavar="M", help="a catalog model (stacks/models.yaml); its config.json ships")
     src.add_argument("--assume-dense", action="store_true",
                      help="plan an unknown architecture as a dense model with a +15%% weight margin")
+    src.add_argument("--model-name", metavar="NAME",
+                     help="the model's name in the calibration store (hub id or served directory); "
+                          "default: the catalog name, hub id and directory, or the --model-config directory")
     hw = p.add_argument_group("hardware")
     hw.add_argument("--gpu-mem-gib", type=float, metavar="FLOAT", help="total memory per card, GiB (as CUDA reports)")
     hw.add_argument("--gpus", type=int, metavar="N", help="cards on the host (default: tp × pp)")
@@ -59,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--fit", action="store_true", help="choose tp/pp, utilization, context, batch, eager, KV dtype, offload")
     out.add_argument("--json", action="store_true", help="print one JSON object")
+    out.add_argument("--no-calibration", action="store_true",
+                     help="ignore figures measured on this card (rentstack doctor --save-calibration); model all")
     p.set_defaults(func=run)
 
 
@@ -76,10 +82,15 @@ def _catalog_entry(name: str):
 
 
 def _model(args: argparse.Namespace, default_model: str | None = None):
-    """(arch, quantization from the catalog, label)."""
+    """(arch, quantization from the catalog, label, names for the calibration lookup)."""
+    from rentstack.doctor.calibration import catalog_names
+
     quant = None
+    names: list[str] = [args.model_name] if args.model_name else []
     if args.model_config:
         source, label = args.model_config, args.model_config
+        path = Path(args.model_config)
+        names.append(path.parent.name if path.name == "config.json" else path.stem if path.suffix else path.name)
     else:
         name = args.model or default_model
         if not name:
@@ -88,7 +99,17 @@ def _model(args: argparse.Namespace, default_model: str | None = None):
         if entry.config_path is None:
             raise RentstackError(f"catalog model {name} ships no config.json; pass --model-config PATH")
         source, label, quant = entry.config_path, name, entry.quantization
-    return load_arch(source, allow_unknown=args.assume_dense), quant, label
+        names += catalog_names(entry)
+    return load_arch(source, allow_unknown=args.assume_dense), quant, label, names
+
+
+def _measured(args: argparse.Namespace, hw: Hardware, fixed: dict[str, Any], names: list[str]):
+    """The calibration for this card, version and model (None with --no-calibration or no card name)."""
+    if args.no_calibration:
+        return None
+    from rentstack.doctor.calibration import measured_for
+
+    return measured_for(hw.name, str(fixed.get("vllm_version") or VLLM_VERSION), names)
 
 
 def _tier(name: str, preset: str | None):
@@ -128,24 +149,25 @@ def run(args: argparse.Namespace) -> int:
         tier = _tier(args.tier, args.preset)
         hw = _hardware_from_tier(tier, args)
         fixed.update(normalize_fixed(tier.vllm))
-        arch, quant, label = _model(args, default_model=tier.model)
+        arch, quant, label, names = _model(args, default_model=tier.model)
         title = f"{label} on tier {tier.name}" + (f" (preset {args.preset})" if args.preset else "")
     else:
         if args.gpu_mem_gib is None:
             raise RentstackError("give the card: --gpu-mem-gib FLOAT (total per card), or --tier NAME")
-        arch, quant, label = _model(args)
+        arch, quant, label, names = _model(args)
         gpus = args.gpus or (args.tp or 1) * (args.pp or 1)
         hw = Hardware(gpu_mem_gib=args.gpu_mem_gib, gpus=gpus, free_mem_gib=args.free_gib, name=args.gpu_name)
         title = f"{label} on {gpus}× {args.gpu_mem_gib:g} GiB"
     if quant and "quantization" not in fixed:
         fixed["quantization"] = quant
     fixed.update(_cli_params(args))
+    measured = _measured(args, hw, fixed, names)
     if args.fit:
-        f = fit(arch, hw, fixed=fixed)
+        f = fit(arch, hw, fixed=fixed, measured=measured)
         payload = {**f.plan.to_dict(), "fit": f.to_dict() | {"plan": None}}
         _emit(args, payload, fit_text(f, title))
         return 0 if f.plan.fits else 3
-    pl = plan(arch, hw, _launch(fixed), allow_long_max_model_len=args.allow_long_max_model_len)
+    pl = plan(arch, hw, _launch(fixed), allow_long_max_model_len=args.allow_long_max_model_len, measured=measured)
     _emit(args, pl.to_dict(), plan_table(pl, title))
     return 0 if pl.fits else 3
 
@@ -155,7 +177,7 @@ def _all_tiers(args: argparse.Namespace) -> int:
 
     if not (args.model or args.model_config):
         raise RentstackError("--all-tiers needs --model M (or --model-config PATH)")
-    arch, quant, label = _model(args)
+    arch, quant, label, names = _model(args)
     rows, payload = [], {}
     for name in list_tiers():
         tier = _tier(name, None)
@@ -164,7 +186,7 @@ def _all_tiers(args: argparse.Namespace) -> int:
         hw = _hardware_from_tier(tier, args)
         fixed = {"quantization": quant} if quant else {}
         fixed.update(_cli_params(args))
-        f = fit(arch, hw, fixed=fixed)
+        f = fit(arch, hw, fixed=fixed, measured=_measured(args, hw, fixed, names))
         p, pl = f.params, f.plan
         payload[name] = {**pl.to_dict(), "goal_met": f.goal_met, "alternatives": f.alternatives}
         verdict = ("full context ×4" if f.goal_met else "fits, shorter context") if pl.fits else f"no: {pl.verdict}"
@@ -172,7 +194,7 @@ def _all_tiers(args: argparse.Namespace) -> int:
                     f"util {p.gpu_memory_utilization:<4} ctx {p.max_model_len:>7} seqs {p.max_num_seqs:>4} "
                     f"{'eager' if p.enforce_eager else 'graphs':<6} kv {p.kv_cache_dtype:<4} "
                     f"offload {p.cpu_offload_gb:>4g}  KV {pl.kv_cache_tokens:>9,} tok  conc {pl.max_concurrency:>7.2f}  "
-                    f"{verdict}")
+                    f"{verdict}" + (f"  (measured: {', '.join(pl.measured_fields)})" if pl.measured_fields else ""))
     head = f"{label}: fit per tier (goal: full context at concurrency ≥4, else longest context)"
     _emit(args, {"model": label, "tiers": payload}, "\n".join([head, *rows]))
     return 0

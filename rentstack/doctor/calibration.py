@@ -159,3 +159,60 @@ def lookup_calibration(card: str, version: str, model: str,
     if not card or not version or not model:
         return None
     return _load(store_path(path))["entries"].get(_key(card, version, model))
+
+
+def catalog_names(entry: Any) -> list[str]:
+    """Names a catalog model's starts are saved under: the catalog name (served name), the hub
+    id(s), and the directory rentstack serves it from (/models/<dirname>)."""
+    src = getattr(entry, "source", None)
+    ref = getattr(src, "ref", None) if getattr(src, "scheme", "") in ("hf", "modelscope") else None
+    names = [entry.name, getattr(entry, "hf_id", None), ref, getattr(src, "dirname", None)]
+    return [normalize_model(n) for n in names if n]
+
+
+def measured_for(card: str, version: str, models: list[str] | tuple[str, ...],
+                 path: str | os.PathLike | None = None):
+    """The planner's input from the store: a rentstack.plan.Measured for the first of `models`
+    (names the same weights go by: catalog name, hub id, model directory) saved for this card
+    and vLLM version, or None. The one lookup `rentstack plan` and rendering share."""
+    from rentstack.plan import LaunchParams, Measured
+    from rentstack.plan.fit import normalize_fixed
+
+    if not card or not version:
+        return None
+    for model in dict.fromkeys(m for m in models if m):
+        record = lookup_calibration(card, version, model, path)
+        if record:
+            break
+    else:
+        return None
+    figs = record.get("figures") or {}
+    launch = normalize_fixed(figs.get("launch_args"))
+    casts = {"tp": int, "pp": int, "max_model_len": int, "max_num_seqs": int, "max_num_batched_tokens": int,
+             "block_size": int, "gpu_memory_utilization": float, "cpu_offload_gb": float, "enforce_eager": _flag,
+             "dtype": str, "kv_cache_dtype": str, "quantization": str}
+    try:
+        params = LaunchParams(**{k: casts[k](v) for k, v in launch.items() if k in casts and v is not None},
+                              vllm_version=record["vllm_version"])
+    except (TypeError, ValueError) as exc:
+        raise RentstackError(f"calibration store {store_path(path)}: record {record['card']}|"
+                             f"{record['vllm_version']}|{record['model']} has a bad launch argument ({exc}); "
+                             "save it again with `rentstack doctor LOG --save-calibration`") from exc
+
+    def num(key: str) -> float | None:
+        value = figs.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    return Measured(
+        weights_gib=num("weights_gib"), activation_gib=num("activation_gib"), non_torch_gib=num("non_torch_gib"),
+        non_kv_gib=num("activation_plus_non_torch_gib"), cuda_graph_gib=num("cuda_graph_gib"),
+        cuda_graph_budget_gib=num("cuda_graph_estimate_gib"), params=params,
+        source=f"{record['card']}, vLLM {record['vllm_version']}, {record['model']}",
+        saved=str(record.get("measured_at", ""))[:10],
+    )
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no")
+    return bool(value)

@@ -2,6 +2,8 @@
 
 config.json (+ card + flags) → ModelArch → plan() → Plan (weights, activation, non-torch,
 CUDA graphs, KV cache, tokens, concurrency, and vLLM's verdict); fit() searches the flags.
+Both take `measured=Measured(...)`: figures from a real start that replace the model's where
+they carry over (the calibration store is read by the callers, not here).
 Pure: the only I/O is load_arch reading one config.json.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from rentstack.plan.arch import KNOWN_ARCHITECTURES, ModelArch, load_arch
 from rentstack.plan.fit import Fit, Goal, fit
+from rentstack.plan.measured import Measured
 from rentstack.plan.params import Hardware, LaunchParams
 from rentstack.plan.planner import Plan, plan, resolve
 from rentstack.versions import VLLM_VERSION
@@ -30,5 +33,5 @@ def kv_bytes_per_token(arch: ModelArch, params: LaunchParams | None = None) -> i
 
 __all__ = [
     "VLLM_VERSION", "KNOWN_ARCHITECTURES", "ModelArch", "load_arch", "Hardware", "LaunchParams",
-    "Plan", "plan", "resolve", "Fit", "Goal", "fit", "kv_bytes_per_token",
+    "Plan", "plan", "resolve", "Fit", "Goal", "fit", "kv_bytes_per_token", "Measured",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 from rentstack.errors import RentstackError
 from rentstack.plan import accounting
 from rentstack.plan.arch import ModelArch
+from rentstack.plan.measured import Measured
 from rentstack.plan.params import Hardware, LaunchParams
 from rentstack.plan.planner import Plan, plan
 
@@ -89,8 +90,12 @@ def _round_len(n: int, block: int) -> int:
     return max(block, n // step * step)
 
 
-def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str, Any] | None = None) -> Fit:
-    """Choose tp/pp, utilization, context, batch sizes, eager mode, KV dtype and CPU offload."""
+def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str, Any] | None = None,
+        measured: Measured | None = None) -> Fit:
+    """Choose tp/pp, utilization, context, batch sizes, eager mode, KV dtype and CPU offload.
+
+    measured: figures from a real start of this (card, version, model); every candidate is
+    planned with them (each figure is used only where it carries over, see plan())."""
     goal = goal or Goal()
     fx = normalize_fixed(fixed)
     reasons: dict[str, str] = {}
@@ -132,13 +137,13 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
 
     def run(**changes: Any) -> Plan | None:
         try:
-            pl = plan(arch, hw, replace(base, **changes))
+            pl = plan(arch, hw, replace(base, **changes), measured=measured)
             if pl.verdict == "cuda_oom_risk" and "gpu_memory_utilization" not in fx:
                 # Leave the warm-up its room outside the budget: lower utilization just enough.
                 lower = math.floor((pl.resolved.gpu_memory_utilization - (pl.warmup_short_gib + 0.05)
                                     / hw.gpu_mem_gib) * 100) / 100
                 if lower > 0:
-                    pl = plan(arch, hw, replace(base, **changes, gpu_memory_utilization=lower))
+                    pl = plan(arch, hw, replace(base, **changes, gpu_memory_utilization=lower), measured=measured)
             return pl
         except RentstackError:
             return None
@@ -205,9 +210,9 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
                              "cpu_offload_gb": float(offload), "kv_cache_dtype": base.kv_cache_dtype})
     if best is None:
         shown = target_ctx if "max_model_len" in fx else min(target_ctx, 512)
-        pl = plan(arch, hw, replace(base, max_model_len=shown), allow_long_max_model_len=True)
+        pl = plan(arch, hw, replace(base, max_model_len=shown), allow_long_max_model_len=True, measured=measured)
         out = Fit(params=pl.resolved, plan=pl, reasons=reasons, goal_met=False)
-        out.alternatives = alternatives(arch, hw, pl, target_ctx, goal.min_concurrency)
+        out.alternatives = alternatives(arch, hw, pl, target_ctx, goal.min_concurrency, measured)
         reasons["verdict"] = f"nothing fits: {pl.fix or pl.error}"
         return out
     pl, ch = best
@@ -243,7 +248,7 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
                                  if p.kv_cache_dtype != "auto" else
                                  "auto (model dtype): enough room without quantizing the KV cache")
     reasons["enforce_eager"] = (
-        f"true: CUDA graphs would take {plan_cg(arch, hw, p):.2f} GiB the context needs" if p.enforce_eager and
+        f"true: CUDA graphs would take {plan_cg(arch, hw, p, measured):.2f} GiB the context needs" if p.enforce_eager and
         "enforce_eager" not in fx else ("set by the tier" if "enforce_eager" in fx else
                                        f"false: CUDA graphs ({pl.cuda_graph_gib:.2f} GiB) fit and speed decoding"))
     if p.gpu_memory_utilization != util:
@@ -262,7 +267,7 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
         reasons["cpu_offload_gb"] = "0: the weights fit on the GPU(s)"
     out = Fit(params=p, plan=pl, reasons=reasons, goal_met=met)
     if not met:
-        out.alternatives = alternatives(arch, hw, pl, target_ctx, goal.min_concurrency)
+        out.alternatives = alternatives(arch, hw, pl, target_ctx, goal.min_concurrency, measured)
     return out
 
 
@@ -270,15 +275,18 @@ def LaunchParams_default_seqs(pl: Plan) -> int:  # noqa: N802 - reads like the v
     return 1024 if pl.gpu_mem_gib >= 70 else 256
 
 
-def plan_cg(arch: ModelArch, hw: Hardware, p: LaunchParams) -> float:
+def plan_cg(arch: ModelArch, hw: Hardware, p: LaunchParams, measured: Measured | None = None) -> float:
     try:
-        return plan(arch, hw, replace(p, enforce_eager=False)).cuda_graph_gib
+        return plan(arch, hw, replace(p, enforce_eager=False), measured=measured).cuda_graph_gib
     except RentstackError:
         return 0.0
 
 
-def alternatives(arch: ModelArch, hw: Hardware, pl: Plan, context: int, concurrency: int) -> list[str]:
-    """Nearest options toward the goal, with their numbers: a 4-bit checkpoint, more cards, CPU offload."""
+def alternatives(arch: ModelArch, hw: Hardware, pl: Plan, context: int, concurrency: int,
+                 measured: Measured | None = None) -> list[str]:
+    """Nearest options toward the goal, with their numbers: a 4-bit checkpoint, more cards, CPU offload.
+
+    The 4-bit alternative is another checkpoint, so measured figures are not passed to it."""
     out: list[str] = []
     p = replace(pl.resolved, max_model_len=context)
     if arch.quant_method is None and not p.quantization:
@@ -295,11 +303,11 @@ def alternatives(arch: ModelArch, hw: Hardware, pl: Plan, context: int, concurre
             continue
         try:
             probe = plan(arch, replace(hw, gpus=n), replace(p, tp=n, pp=1, cpu_offload_gb=0.0,
-                                                           max_model_len=min(context, 1024)))
+                                                           max_model_len=min(context, 1024)), measured=measured)
             if not probe.fits:
                 continue
             n_ctx = min(context, probe.max_model_len_fit // 1024 * 1024 or probe.max_model_len_fit)
-            alt = plan(arch, replace(hw, gpus=n), replace(probe.resolved, max_model_len=n_ctx))
+            alt = plan(arch, replace(hw, gpus=n), replace(probe.resolved, max_model_len=n_ctx), measured=measured)
         except RentstackError:
             continue
         if alt.fits:

@@ -10,13 +10,14 @@ KV blocks limits the server (vLLM takes the minimum over workers).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from rentstack.errors import RentstackError
-from rentstack.plan import accounting, kv, weights
+from rentstack.plan import accounting, kv, measured as measured_mod, weights
 from rentstack.plan.accounting import GiB, Rules
 from rentstack.plan.arch import ModelArch
+from rentstack.plan.measured import Measured
 from rentstack.plan.params import Hardware, LaunchParams
 
 # CUDA context + allocator state present before vLLM's init snapshot (not charged to the
@@ -69,10 +70,22 @@ class Plan:
     """How much the post-KV warm-up (graphs + sampler) lacks; > 0 means cuda_oom_risk."""
     warnings: list[str] = field(default_factory=list)
     vllm_version: str = ""
+    cuda_graph_budget_gib: float = 0.0
+    """CUDA-graph memory subtracted before the KV cache (≥0.20, graphs on; else 0)."""
+    measured_fields: tuple[str, ...] = ()
+    """Figures taken from a real start instead of the model: weights, activation, non_torch,
+    activation+non_torch, cuda_graphs."""
+    measured_from: str = ""
+    """The calibration offered: '<card>, vLLM <version>, <model>' ('' = none)."""
+    measured_saved: str = ""
+    """When that calibration was saved (ISO date)."""
+    measured_notes: list[str] = field(default_factory=list)
+    """Measured figures scaled to this launch, or not reused and why."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["resolved"] = self.resolved.to_dict()
+        d["measured"] = list(d.pop("measured_fields"))
         return d
 
 
@@ -182,9 +195,25 @@ def sampler_warmup_bytes(arch: ModelArch, p: LaunchParams, rules: Rules) -> floa
     return min(p.max_num_seqs, p.max_num_batched_tokens) * arch.vocab_size * rules.sampler_bytes
 
 
+def _measured_launch(arch: ModelArch, hw: Hardware, p: LaunchParams, m: Measured) -> tuple[LaunchParams | None, str]:
+    """The launch the figures came from, resolved like `p` (same card): or None and why not."""
+    mp = m.params or LaunchParams(vllm_version=p.vllm_version)
+    if accounting.parse_version(mp.vllm_version) != accounting.parse_version(p.vllm_version):
+        return None, f"measured with vLLM {mp.vllm_version}, this plan is for {p.vllm_version} — not reused"
+    try:
+        # The start may have used more cards (its weights are still scaled to this layout).
+        on = replace(hw, gpus=max(hw.gpus, mp.tp * mp.pp))
+        return resolve(arch, on, mp, allow_long_max_model_len=True), ""
+    except RentstackError as exc:
+        return None, f"the measured launch does not apply to this model and card ({exc}) — not reused"
+
+
 def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
-         allow_long_max_model_len: bool = False) -> Plan:
-    """Predict vLLM's startup for this model, card and flags (pure; no I/O)."""
+         allow_long_max_model_len: bool = False, measured: Measured | None = None) -> Plan:
+    """Predict vLLM's startup for this model, card and flags (pure; no I/O).
+
+    measured: figures from a real start of this (card, version, model); each replaces the
+    model's figure where it carries over to these flags (see rentstack.plan.measured)."""
     p = resolve(arch, hw, params or LaunchParams(), allow_long_max_model_len=allow_long_max_model_len)
     rules = accounting.rules_for(p.vllm_version)
     dt = weights.resolve_dtype(arch, p.dtype)
@@ -204,15 +233,25 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
     if world > 1 and hw.nvlink:
         nt += rules.non_torch_nvlink_gib * GiB
     offload = p.cpu_offload_gb * GiB
+    cg_model = [cuda_graph_bytes(arch, p, st.layers, quant) for st in stages]
+    use = measured_mod.Applied()
+    if measured is not None:
+        mp, why = _measured_launch(arch, hw, p, measured)
+        if mp is None:
+            use.notes.append(why)
+        else:
+            use = measured_mod.apply(measured, arch, p, mp, [st.total_bytes for st in stages], nt, cg_model)
+    nt = nt if use.non_torch is None else use.non_torch
 
     per_gpu: list[dict[str, Any]] = []
-    for st, lay in zip(stages, layouts):
+    for i, (st, lay) in enumerate(zip(stages, layouts)):
         last = st.stage == p.pp - 1
         moved = min(offload, st.decoder_bytes)
-        w = st.total_bytes - moved
-        act = activation_bytes(arch, p, rules, dt, last)
-        cg = cuda_graph_bytes(arch, p, st.layers, quant)
-        budget_cg = cg if (rules.budgets_cuda_graphs and not p.enforce_eager) else 0.0
+        w = (st.total_bytes if use.weights is None else use.weights[i]) - moved
+        act = activation_bytes(arch, p, rules, dt, last) if use.activation is None else use.activation
+        cg = cg_model[i] if use.cuda_graphs is None else use.cuda_graphs[i]
+        budget_cg = cg if use.cuda_graph_budget is None else use.cuda_graph_budget[i]
+        budget_cg = budget_cg if (rules.budgets_cuda_graphs and not p.enforce_eager) else 0.0
         avail = requested - w - act - nt - budget_cg
         if rules.caps_whole_gpu:
             avail -= others  # ≤0.9.0: memory of other processes counts against utilization
@@ -221,12 +260,15 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
             stage=st.stage, layers=st.layers, weights_gib=_gib(w), offloaded_gib=_gib(moved),
             activation_gib=_gib(act), non_torch_gib=_gib(nt), cuda_graph_gib=_gib(cg),
             cuda_graphs_budgeted=bool(budget_cg), available_kv_gib=_gib(avail), num_blocks=blocks,
+            _budget=budget_cg,
             kv_bytes_per_token=lay.bytes_per_token, _layout=lay,
         ))
     lim = min(per_gpu, key=lambda g: (g["num_blocks"], g["available_kv_gib"]))
     lay: kv.KVLayout = lim.pop("_layout")
+    budget_gib = _gib(lim["_budget"])
     for g in per_gpu:
         g.pop("_layout", None)
+        g.pop("_budget", None)
     avail = lim["available_kv_gib"] * GiB
     blocks = lim["num_blocks"]
     mlen, mnbt = p.max_model_len, p.max_num_batched_tokens
@@ -244,7 +286,9 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
         cuda_graphs_budgeted=lim["cuda_graphs_budgeted"], kv_bytes_per_token=lay.bytes_per_token,
         num_blocks=blocks, max_model_len_fit=fit_len,
         cpu_offload_host_gib=sum(g["offloaded_gib"] for g in per_gpu) * p.tp,
-        verdict="ok", vllm_version=rules.label,
+        verdict="ok", vllm_version=rules.label, cuda_graph_budget_gib=budget_gib,
+        measured_fields=tuple(use.fields), measured_notes=list(use.notes),
+        measured_from=measured.source if measured else "", measured_saved=measured.saved if measured else "",
     )
     if arch.family == "fallback":
         plan_.warnings.append(
@@ -279,7 +323,7 @@ def _verdicts(pl: Plan, arch: ModelArch, hw: Hardware, p: LaunchParams, rules: R
     avail = pl.available_kv_gib * GiB
     mlen = p.max_model_len
     if avail <= 0 or pl.num_blocks == 0:
-        need = pl.weights_gib + pl.activation_gib + pl.non_torch_gib + (pl.cuda_graph_gib if pl.cuda_graphs_budgeted else 0)
+        need = pl.weights_gib + pl.activation_gib + pl.non_torch_gib + pl.cuda_graph_budget_gib
         util_needed = (need + 1.0) / hw.gpu_mem_gib
         hint = (f"raise gpu_memory_utilization to {util_needed:.2f}" if util_needed <= 0.95 else
                 f"spread the weights (tp {p.tp * 2}), use a quantized checkpoint, or set cpu_offload_gb "
@@ -301,7 +345,7 @@ def _verdicts(pl: Plan, arch: ModelArch, hw: Hardware, p: LaunchParams, rules: R
         return
     # After the KV cache: CUDA-graph capture (when not budgeted) and the sampler warm-up
     # must fit in what the profile freed plus the headroom outside the budget.
-    left = free - requested + pl.activation_gib * GiB + (pl.cuda_graph_gib * GiB if pl.cuda_graphs_budgeted else 0)
+    left = free - requested + pl.activation_gib * GiB + pl.cuda_graph_budget_gib * GiB
     left -= pl.cuda_graph_gib * GiB
     warm = sampler_warmup_bytes(arch, p, rules) if rules.engine == "v1" else 0.0
     reserve = WARMUP_RESERVE_OF_GRAPHS * pl.cuda_graph_gib * GiB

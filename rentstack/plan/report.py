@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rentstack.plan.fit import Fit
+from rentstack.plan.measured import FIELD_LABELS
 from rentstack.plan.planner import Plan
 
 
@@ -38,8 +39,20 @@ def plan_table(pl: Plan, title: str = "") -> str:
                  f"{pl.max_model_len_fit:,}")
     for w in pl.warnings:
         lines.append(f"  warning: {w}")
+    if pl.measured_from:
+        lines.append(f"  {measured_line(pl)}")
+        lines += [f"    {note}" for note in pl.measured_notes]
     lines.append(verdict_line(pl))
     return "\n".join(lines)
+
+
+def measured_line(pl: Plan) -> str:
+    """'used measured figures from H100, vLLM 0.19.0, m: weights, cuda graphs (saved 2026-11-21)'."""
+    saved = f" (saved {pl.measured_saved})" if pl.measured_saved else ""
+    if not pl.measured_fields:
+        return f"measured figures from {pl.measured_from}{saved} do not carry over to these flags; all modelled"
+    used = ", ".join(FIELD_LABELS.get(f, f) for f in pl.measured_fields)
+    return f"used measured figures from {pl.measured_from}: {used}{saved}"
 
 
 def verdict_line(pl: Plan) -> str:

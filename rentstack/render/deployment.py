@@ -109,7 +109,7 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
                 "(the model's config.json), or --force to render without a memory plan")
         notes.append("not planned: no config.json for this model (--force)")
     else:
-        settings, plan, plan_notes = _plan_gpu(tier, config, settings, force)
+        settings, plan, plan_notes = _plan_gpu(tier, config, settings, force, entry)
         notes += plan_notes
 
     served = {"served-model-name": entry.name}
@@ -148,13 +148,20 @@ def _launch_params(settings: dict[str, object]) -> dict[str, object]:
     return {PLANNED[k]: v for k, v in settings.items() if k in PLANNED}
 
 
-def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool):
-    """Fill every unset memory-related value from the planner's fit; check the set ones."""
+def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool, entry: CatalogModel | None = None):
+    """Fill every unset memory-related value from the planner's fit; check the set ones.
+
+    What this card did with this model and vLLM before (rentstack doctor --save-calibration)
+    replaces the planner's estimates where it carries over."""
+    from rentstack.doctor.calibration import catalog_names, measured_for
+    from rentstack.plan.report import measured_line
+
+    measured = measured_for(tier.gpu.name, planner.VLLM_VERSION, catalog_names(entry)) if entry else None
     arch = planner.load_arch(config)
     hw = planner.Hardware(gpu_mem_gib=tier.gpu.memory_gib, gpus=tier.gpu.count,
                           free_mem_gib=tier.gpu.free_gib, name=tier.gpu.name)
     fixed = _launch_params(settings)
-    fit = planner.fit(arch, hw, fixed=fixed)
+    fit = planner.fit(arch, hw, fixed=fixed, measured=measured)
     chosen = fit.params
     notes = [f"{key}: {why}" for key, why in fit.reasons.items()]
     out = dict(settings)
@@ -166,13 +173,16 @@ def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool)
             continue
         out[flag] = value
     # The verdict is for exactly what gets written: the fixed values plus the fit's choices.
-    result = planner.plan(arch, hw, planner.LaunchParams(**_launch_params(out)))
+    result = planner.plan(arch, hw, planner.LaunchParams(**_launch_params(out)), measured=measured)
     if not result.fits and not force:
         extra = f"; {result.fix}" if getattr(result, "fix", None) else ""
         alt = f"; nearest alternative: {fit.alternatives[0]}" if getattr(fit, "alternatives", None) else ""
         raise RentstackError(f"planner: this deployment will not start: {result.error}{extra}{alt} "
                              "(--force renders it anyway)")
     notes.append(_summary(result))
+    if result.measured_from:
+        notes.append(f"planner: {measured_line(result)}")
+        notes += [f"planner: {n}" for n in result.measured_notes]
     return out, result, notes
 
 
