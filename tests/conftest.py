@@ -30,6 +30,12 @@ def docker_problem() -> str | None:
     return None
 
 
+def pytest_configure(config):
+    # Plans must not depend on a calibration store left in this user's home by real runs.
+    os.environ.setdefault("RENTSTACK_CALIBRATION",
+                          str(Path(config.rootpath) / ".pytest_cache" / "calibration-isolated.json"))
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if INTEGRATION_DIR in Path(str(item.fspath)).parents:

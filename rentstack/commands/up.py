@@ -112,6 +112,8 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"up: starting {stack.service} (attempt {attempt + 1}/{args.auto_fix + 1}); "
               f"waiting up to {tier.health.start_period_s + 120} s for /health")
         if stack.up(wait_timeout=tier.health.start_period_s + 120):
+            if tier.accelerator == "gpu":
+                calibrate(stack.logs(), tier.gpu.name, tier.gpu.memory_gib, dep.model.name)
             _print_ready(stack, dep.model.name, rendered.secrets_env)
             return 0
         log = stack.logs()
@@ -127,6 +129,20 @@ def run_up(args: argparse.Namespace) -> int:
         stack.down()
         dep = deploy(overrides)
     return 1
+
+
+def calibrate(log: str, card: str, gpu_mem_gib: float, model: str) -> Path | None:
+    """After a good GPU start: save what the card really did, so the next plan uses it."""
+    from rentstack.doctor import diagnose, save_calibration
+
+    diagnosis = diagnose(log.splitlines())
+    version = diagnosis.figures.get("vllm_version")
+    if diagnosis.status != "ok" or not version or not card:
+        return None
+    path = save_calibration(card, version, model, diagnosis.figures, gpu_mem_gib=gpu_mem_gib)
+    print(f"calibration: saved this start's measured figures ({card}, vLLM {version}, {model}) to {path}; "
+          "the next plan for this card, version and model uses them")
+    return path
 
 
 def _doctor(log: str) -> dict | None:
