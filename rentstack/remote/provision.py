@@ -195,7 +195,7 @@ class HostRun:
         return Step("disk: grow", f"grow {self.opts.data_dir} to its block device's size", act, check)
 
     def weights_present(self) -> bool:
-        return self.state.done("weights", self.weights_digest)
+        return self.state.done(self.weights_key, self.weights_digest)
 
     def runtime_present(self) -> bool:
         if self.runner == "compose":
@@ -300,6 +300,15 @@ class HostRun:
             return self.model.source.ref
         return f"{self.layout.models}/{self.model.source.dirname}"
 
+    def key(self, step: str) -> str:
+        """State key of a per-tier step ("render:cpu"): tiers on one host are independent."""
+        return f"{step}:{self.tier.name}"
+
+    @property
+    def weights_key(self) -> str:
+        """One state entry per model directory: several models can share a data disk."""
+        return f"weights:{self.remote_model_dir}"
+
     @cached_property
     def weights_digest(self) -> str:
         if self.local_model_dir is not None:
@@ -333,7 +342,7 @@ class HostRun:
                 raise RentstackError(f"{self.remote_model_dir}/config.json is missing on the host: "
                                      "local: models must already be there")
             return f"local model at {self.remote_model_dir} — nothing to download"
-        if not self.state.done("weights", self.weights_digest):
+        if not self.state.done(self.weights_key, self.weights_digest):
             return None
         if scheme == "builtin":
             names = [n for n, _, _ in self.local_files]
@@ -350,7 +359,7 @@ class HostRun:
 
     def _weights_act(self) -> str:
         if self.local_model_dir is not None:
-            return self.record("weights", self.weights_digest, self._upload_model())
+            return self.record(self.weights_key, self.weights_digest, self._upload_model())
         assert self.fetch is not None
         script = download.remote_script(self.opts.data_dir)
         text = download.SCRIPT_PATH.read_text()
@@ -360,7 +369,7 @@ class HostRun:
         env_prefix = f". {shlex.quote(self.layout.env_sh)} 2>/dev/null; "
         code, out = self.remote.run(env_prefix + self.fetch.command, timeout=6 * 3600)
         summary = download.parse_summary(out, code).raise_for_error()
-        return self.record("weights", self.weights_digest, summary.describe())
+        return self.record(self.weights_key, self.weights_digest, summary.describe())
 
     def _upload_model(self) -> str:
         """Copy the builtin model file by file: each lands in a .part, is checked with
@@ -504,7 +513,7 @@ class HostRun:
             todo = changed()
             self._render_todo = todo
             if not todo:
-                self.state.steps.setdefault("render", {"checksum": self.render_digest(files), "detail": ""})
+                self.state.steps.setdefault(self.key("render"), {"checksum": self.render_digest(files), "detail": ""})
                 return f"rendered files unchanged ({len(files)} files in {self.layout.tier_dir(self.tier.name)}) — skipped"
             return None
 
@@ -514,7 +523,7 @@ class HostRun:
                 self.remote.write(path, text, mode)
             self.save_local_key(files)
             names = ", ".join(p.rsplit("/", 1)[1] for p in self._render_todo)
-            return self.record("render", self.render_digest(files), f"uploaded {names}")
+            return self.record(self.key("render"), self.render_digest(files), f"uploaded {names}")
 
         return Step("render", f"render tier {self.tier.name} with this host's numbers and upload it", act, check)
 
@@ -563,14 +572,14 @@ class HostRun:
 
     def step_server(self) -> Step:
         def check() -> str | None:
-            render = self.state.steps.get("render", {}).get("checksum")
-            if render and self.state.done("server", render) and self.server_running() and self.healthy():
+            render = self.state.steps.get(self.key("render"), {}).get("checksum")
+            if render and self.state.done(self.key("server"), render) and self.server_running() and self.healthy():
                 return f"server running and healthy with this configuration on 127.0.0.1:{self.opts.port} — skipped"
             return None
 
         def act() -> str:
-            render = self.state.steps.get("render", {}).get("checksum", "")
-            self.state.forget("server")
+            render = self.state.steps.get(self.key("render"), {}).get("checksum", "")
+            self.state.forget(self.key("server"))
             if self.runner == "compose":
                 code, out = self.remote.run(runners.compose_up(self.layout, self.tier, self.opts.project,
                                                                self.health_timeout), timeout=self.health_timeout + 300)
@@ -589,7 +598,7 @@ class HostRun:
                 tail = self.log_tail(15).rstrip()
                 self.last_log = self.log_tail(400)
                 raise RentstackError(f"the server did not become healthy ({' '.join(why)}); last log lines:\n{tail}")
-            return self.record("server", render, f"{self.runner} server healthy on 127.0.0.1:{self.opts.port}")
+            return self.record(self.key("server"), render, f"{self.runner} server healthy on 127.0.0.1:{self.opts.port}")
 
         how = "docker compose up -d --wait" if self.runner == "compose" else "start the supervisor (setsid nohup)"
         return Step("server", f"{how}; wait for /health up to {self.health_timeout} s", act, check)

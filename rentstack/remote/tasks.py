@@ -111,7 +111,7 @@ def down(spec: HostSpec, auth: Auth, opts: Options) -> str:
         else:
             _, out = remote.run(runners.native_stop(run.layout, run.tier.name))
             what = out.strip() or "stopped"
-        run.state.forget("server")
+        run.state.forget(run.key("server"))
         run.save_state()
         return f"{spec.label}: tier {run.tier.name} {what}"
 
