@@ -609,8 +609,9 @@ class HostRun:
         # A GPU tier on a host booted without GPU stops after the download: the runtime's
         # room is checked by the `fab up` that follows, on the host with its GPU.
         serves_now = self.tier.accelerator == "cpu" or bool(self.facts.gpus)
-        return [self.step_grow(), self.step_space(runtime=serves_now), self.step_docker(), self.step_caches(), self.step_weights(),
-                self.step_gpu_gate(), self.step_runtime(), self.step_render(), self.step_server()]
+        # Docker (and the NVIDIA toolkit) only after the GPU gate: a no-GPU boot just downloads.
+        return [self.step_grow(), self.step_space(runtime=serves_now), self.step_caches(), self.step_weights(),
+                self.step_gpu_gate(), self.step_docker(), self.step_runtime(), self.step_render(), self.step_server()]
 
     def download_steps(self) -> list[Step]:
         return [self.step_grow(), self.step_space(runtime=False), self.step_caches(), self.step_weights()]

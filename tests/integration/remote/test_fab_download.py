@@ -1,5 +1,6 @@
 """`fab download` on a real SSH host through a local hub that speaks ModelScope's API: the
-real fetch_weights.py runs on the host, resumes after a cut and after a killed run, refuses
+real fetch_weights.py runs on the host (the Docker one: the native host's disk is left
+pristine for the provisioning tests, which check its growth), resumes after a cut and after a killed run, refuses
 a corrupted file, and a re-run transfers nothing. Also: provision of a GPU tier on a host
 without GPU stops after the download and says what to do."""
 
@@ -65,7 +66,7 @@ def _sha(host, path) -> str:
 
 
 def test_download_resumes_after_a_cut_and_rerun_transfers_nothing(hosts, fab, hub) -> None:
-    host = hosts["native"]
+    host = hosts["docker"]
     hub.knobs.cut_after[BIG] = 2_500_000        # the connection drops once, mid-file
     r = _download(fab, host, hub, "rstest/Tiny-A")
     hub.knobs.cut_after.clear()
@@ -84,11 +85,12 @@ def test_download_resumes_after_a_cut_and_rerun_transfers_nothing(hosts, fab, hu
 def test_killed_download_resumes_in_a_later_run(hosts, fab, hub) -> None:
     """The laptop's fab dies mid-download and the host's fetch is killed: no half file in the
     model directory, and the next run continues from the partial file."""
-    host = hosts["native"]
+    host = hosts["docker"]
     dest = f"{host.data_dir}/models/tiny-b"
     hub.knobs.delay_per_chunk_s = 0.3
     env = {**os.environ, "RENTSTACK_SSH_PASSWORD": os.environ.get("RS_TEST_PASSWORD", "")}
-    proc = subprocess.Popen([str(REPO / ".venv/bin/fab"), "download", "--host", host.address, "--model",
+    proc = subprocess.Popen([str(REPO / ".venv/bin/fab"), "download", "--host", host.address,
+                             "--data-dir", host.data_dir, "--model",
                              "modelscope:rstest/Tiny-B", "--endpoint", hub.endpoint], cwd=REPO, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -116,7 +118,7 @@ def test_killed_download_resumes_in_a_later_run(hosts, fab, hub) -> None:
 
 
 def test_corrupted_file_is_refused(hosts, fab, hub) -> None:
-    host = hosts["native"]
+    host = hosts["docker"]
     hub.knobs.corrupt.add(BIG)
     try:
         r = _download(fab, host, hub, "rstest/Tiny-C")
@@ -128,8 +130,8 @@ def test_corrupted_file_is_refused(hosts, fab, hub) -> None:
 
 
 def test_gpu_tier_on_a_no_gpu_host_stops_after_the_download(hosts, fab, hub) -> None:
-    host = hosts["native"]
-    r = fab("provision", "--host", host.address, "--tier", "4090x1", "--model", "modelscope:rstest/Tiny-A",
+    host = hosts["docker"]
+    r = fab("provision", "--host", host.address, "--data-dir", host.data_dir, "--tier", "4090x1", "--model", "modelscope:rstest/Tiny-A",
             "--endpoint", hub.endpoint, "--force")
     assert r.code == 0, r.text
     assert "boot the instance with its GPU, then run `fab up`" in r.out

@@ -128,6 +128,12 @@ def test_status_logs_and_tunnel(hosts, fab) -> None:
     assert f"ssh -CNg -L {local}:127.0.0.1:{host.server_port} -p {host.ssh_port} root@127.0.0.1" in r.out
 
 
+def test_doctor_reads_the_hosts_server_log(hosts, fab) -> None:
+    r = fab("doctor", "--host", hosts["native"].address)
+    assert r.code == 0, r.text
+    assert r.out.startswith("doctor: ") and "does not look like a vLLM server log" not in r.out, r.out
+
+
 def test_key_login(hosts, fab, credentials) -> None:
     host = hosts["native"]
     r = fab("status", "--host", host.address, "--key", str(credentials.key), "--port", str(host.server_port),
