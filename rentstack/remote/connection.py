@@ -70,13 +70,14 @@ class Remote:
 
     # ----------------------------------------------------------------- commands
 
-    def run(self, command: str, *, env: dict[str, str] | None = None, timeout: float | None = None) -> tuple[int, str]:
+    def run(self, command: str, *, timeout: float | None = None) -> tuple[int, str]:
         """Run through ``sh -c`` (any login shell); returns (exit code, stdout). stderr is
-        folded into stdout so failures can be shown; nothing is echoed locally."""
+        folded into stdout so failures can be shown; nothing is echoed locally. No env
+        argument on purpose: sshd drops variables a client sends unless AcceptEnv allows
+        them, so commands source DATA/.rentstack/env.sh instead."""
         wrapped = "sh -c " + shlex.quote("exec 2>&1; " + command)
         try:
-            result = self.conn.run(wrapped, hide=True, warn=True, in_stream=False, env=env or {},
-                                   timeout=timeout)
+            result = self.conn.run(wrapped, hide=True, warn=True, in_stream=False, timeout=timeout)
         except Exception as exc:
             if type(exc).__name__ == "CommandTimedOut":
                 raise RentstackError(f"{self.spec.label}: a command took longer than {timeout:.0f} s: "

@@ -436,9 +436,10 @@ class HostRun:
                 return None
 
             def act() -> str:
-                env = {k: v for k, v in _cache_env(self.layout).items()}
-                self.remote.check(runners.venv_install(self.layout, self.tier, self.wheels),
-                                  f"installing {wheel} into {self.layout.venv}", env=env, timeout=3600)
+                # Caches come from env.sh: sshd drops most variables a client sends (AcceptEnv).
+                script = f". {shlex.quote(self.layout.env_sh)} 2>/dev/null || true\n"
+                self.remote.check(script + runners.venv_install(self.layout, self.tier, self.wheels),
+                                  f"installing {wheel} into {self.layout.venv}", timeout=3600)
                 src = f"from {self.wheels}" if self.wheels else "from the package index"
                 return self.record("runtime", checksum(wheel), f"installed {wheel} into {self.layout.venv} {src}")
 
