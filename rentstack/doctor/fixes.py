@@ -161,18 +161,28 @@ def launch_params_kwargs(flags: dict[str, Any], version: str | None) -> dict[str
     return out
 
 
-def _planner_plan(s: Situation, changes: dict[str, Any]) -> Any | None:
-    """rentstack.plan's Plan for the logged launch with `changes`, or None when it cannot say
-    (no model config, no card size, planner not importable or refusing the inputs)."""
+def _planner_inputs(s: Situation) -> tuple[Any, Any, Any] | None:
+    """(rentstack.plan, ModelArch, Hardware) for the logged launch, or None without a model
+    config and a card size. Raises what the planner raises; callers treat that as 'cannot say'."""
     inputs = s.inputs
     total = s.total_gib or inputs.gpu_mem_gib
     if inputs.model_config is None or not total:
         return None
+    from rentstack import plan as planner  # issue 3; optional here, the log-based figures stand in
+    arch = planner.load_arch(inputs.model_config)
+    hw = planner.Hardware(gpu_mem_gib=float(total), gpus=int(inputs.gpus or s.tp * s.pp),
+                          free_mem_gib=inputs.free_mem_gib, name=inputs.card or "")
+    return planner, arch, hw
+
+
+def _planner_plan(s: Situation, changes: dict[str, Any]) -> Any | None:
+    """rentstack.plan's Plan for the logged launch with `changes`, or None when it cannot say
+    (no model config, no card size, planner not importable or refusing the inputs)."""
     try:
-        from rentstack import plan as planner  # issue 3; optional here, the log-based figures stand in
-        arch = planner.load_arch(inputs.model_config)
-        hw = planner.Hardware(gpu_mem_gib=float(total), gpus=int(inputs.gpus or s.tp * s.pp),
-                              free_mem_gib=inputs.free_mem_gib, name=inputs.card or "")
+        found = _planner_inputs(s)
+        if found is None:
+            return None
+        planner, arch, hw = found
         params = planner.LaunchParams(**launch_params_kwargs({**s.args, **changes}, s.version))
         return planner.plan(arch, hw, params)
     except Exception:  # noqa: BLE001 - a prediction is optional; a planner refusal must not break the doctor
@@ -239,15 +249,11 @@ _COST_OF = {
 def planner_fit_fix(s: Situation) -> Fix | None:
     """The planner's own search (rentstack.plan.fit) for the logged launch: the flags it changes,
     with its reasons and plan. None without a model config and card size, or when nothing fits."""
-    inputs = s.inputs
-    total = s.total_gib or inputs.gpu_mem_gib
-    if inputs.model_config is None or not total:
-        return None
     try:
-        from rentstack import plan as planner
-        arch = planner.load_arch(inputs.model_config)
-        hw = planner.Hardware(gpu_mem_gib=float(total), gpus=int(inputs.gpus or s.tp * s.pp),
-                              free_mem_gib=inputs.free_mem_gib, name=inputs.card or "")
+        found = _planner_inputs(s)
+        if found is None:
+            return None
+        planner, arch, hw = found
         fixed = {k: v for k, v in s.args.items() if k in _FIT_KEEPS}
         version = launch_params_kwargs({}, s.version).get("vllm_version")
         if version:
