@@ -10,6 +10,7 @@ AUTO_FIX ?= 0
 BASE     ?=
 ARGS     ?=
 LOG      ?= -
+HOST     ?=
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -21,7 +22,8 @@ tier_flags = --tier $(TIER) $(if $(PRESET),--preset $(PRESET)) $(if $(MODEL),--m
              --port $(PORT) $(foreach s,$(SET),--set $(s))
 
 .PHONY: help venv host image render up down status logs smoke doctor plan compose.yaml \
-        test test-unit test-integration bench bench-up bench-planner bench-download clean
+        provision fab-status fab-down \
+        test test-unit test-integration bench bench-up bench-planner bench-download bench-provision clean
 
 help: ## list the targets and variables
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +64,16 @@ doctor: venv ## explain a vLLM log: make doctor LOG=file (default: TIER's server
 plan: venv ## memory plan for TIER and MODEL (auto-fit)
 	@$(RS) plan --tier $(TIER) $(if $(MODEL),--model $(MODEL)) --fit
 
+provision: venv ## provision a rented host over SSH: make provision HOST='ssh -p PORT root@HOST' [TIER= MODEL=]
+	@test -n "$(HOST)" || { echo "make provision: set HOST, e.g. HOST='ssh -p 12345 root@region-1.autodl.com'" >&2; exit 2; }
+	@$(VENV)/bin/fab provision --host "$(HOST)" --tier $(TIER) $(if $(MODEL),--model $(MODEL)) $(ARGS)
+
+fab-status: venv ## the server on a rented host: make fab-status HOST=...
+	@$(VENV)/bin/fab status --host "$(HOST)" --tier $(TIER)
+
+fab-down: venv ## stop the server on a rented host: make fab-down HOST=...
+	@$(VENV)/bin/fab down --host "$(HOST)" --tier $(TIER)
+
 compose.yaml: venv ## regenerate compose.yaml from stacks/ and templates/
 	@$(RS) render --compose
 
@@ -84,6 +96,9 @@ bench-planner: venv ## planner vs vLLM's logged figures on the dev records
 
 bench-download: venv ## fetch_weights.py vs `modelscope download` against a local hub server
 	@$(PY) scripts/bench_download.py $(ARGS)
+
+bench-provision: venv ## first provision vs re-run on a test SSH host (see scripts/bench_provision.py --help)
+	@$(PY) scripts/bench_provision.py $(ARGS)
 
 clean: ## remove rendered state (.rentstack/); keeps models, wheelhouse and images
 	rm -rf .rentstack

@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import http.server
 import json
-import os
 import re
 import threading
 import time
@@ -68,6 +67,16 @@ class Knobs:
     hf_page_size: int = 1000
     listed_size: dict[str, int] = field(default_factory=dict)
     """Claim this size in listings (a model larger than the disk, without the bytes)."""
+
+
+def pseudo_random_bytes(seed: int, n: int) -> bytes:
+    """n reproducible, incompressible bytes for a test model file (the same seed, the same bytes)."""
+    out = bytearray()
+    block = hashlib.sha256(str(seed).encode()).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block * 64
+    return bytes(out[:n])
 
 
 def _hash_file(path: Path) -> tuple[str, str]:

@@ -100,7 +100,7 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
     fx = normalize_fixed(fixed)
     reasons: dict[str, str] = {}
     version = str(fx.get("vllm_version") or LaunchParams().vllm_version)
-    rules = accounting.rules_for(version)
+    accounting.rules_for(version)  # refuses an unsupported version before any search
     limit = arch.max_position_embeddings
     want_ctx = min(goal.min_context or limit, limit)
 

@@ -21,9 +21,9 @@ from rentstack.errors import RentstackError
 from rentstack.remote import download, runners
 from rentstack.remote.connection import Remote, free_local_port, tunnel_line
 from rentstack.remote.facts import HostFacts, gather
-from rentstack.remote.layout import GIB, Layout, check_space, env_sh_text, parse_df_avail, parse_df_size, space_need
+from rentstack.remote.layout import GIB, Layout, check_space, env_sh_text, parse_df_size, space_need
 from rentstack.remote.state import HostState, checksum, parse_state, state_path
-from rentstack.remote.steps import RunReport, Step, StopRun, run_steps
+from rentstack.remote.steps import RunReport, Step, StopRun
 from rentstack.render import Deployment, build_deployment, render_compose_env, render_vllm_yaml
 from rentstack.spec import CatalogModel, Tier, load_tier, resolve_model
 from rentstack.verify import chat

@@ -7,7 +7,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from rentstack.local.state import write_deployment

@@ -16,31 +16,14 @@ import pytest
 from rentstack.errors import RentstackError
 from rentstack.remote import download
 
-def _load_hubserver():  # tests/ is not a package (no __init__.py), so load the helper by path
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "hubserver.py"
-    spec = importlib.util.spec_from_file_location("rentstack_test_hubserver", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-HubServer = _load_hubserver().HubServer
+from hubserver import HubServer
+from hubserver import pseudo_random_bytes as _bytes
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fetch_weights.py"
 MODEL = "testorg/Tiny-Model-0.1B"
 BIG = "model-00001-of-00002.safetensors"
 
 
-def _bytes(seed: int, n: int) -> bytes:
-    out = bytearray()
-    block = hashlib.sha256(str(seed).encode()).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block * 64
-    return bytes(out[:n])
 
 
 @pytest.fixture(scope="module")

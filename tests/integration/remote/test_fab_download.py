@@ -7,16 +7,17 @@ without GPU stops after the download and says what to do."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from hubserver import HubServer
+from hubserver import pseudo_random_bytes as _bytes
 
 pytestmark = [pytest.mark.integration]
 
@@ -24,21 +25,8 @@ REPO = Path(__file__).resolve().parents[3]
 BIG = "model.safetensors"
 
 
-def _load_hubserver():
-    spec = importlib.util.spec_from_file_location("rentstack_test_hubserver_remote", REPO / "tests" / "hubserver.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
-def _bytes(seed: int, n: int) -> bytes:
-    out = bytearray()
-    block = hashlib.sha256(str(seed).encode()).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block * 64
-    return bytes(out[:n])
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +39,7 @@ def hub(tmp_path_factory):
         (repo / "tokenizer.json").write_bytes(_bytes(seed, 50_000))
         (repo / BIG).write_bytes(_bytes(seed + 10, 6_000_000))
         (repo / "skipped.pth").write_bytes(_bytes(seed + 20, 10_000))
-    with _load_hubserver().HubServer(root) as server:
+    with HubServer(root) as server:
         server.root = root
         yield server
 
