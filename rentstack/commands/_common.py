@@ -26,6 +26,8 @@ def add_tier_args(parser: argparse.ArgumentParser, *, tier_required: bool = Fals
 def tier_from_args(args: argparse.Namespace, default: str | None = "cpu") -> Tier:
     """--tier [--preset], or --gpus N --gpu-mem X for any card; --free-gib overrides."""
     if args.gpus is not None or args.gpu_mem is not None:
+        if args.preset:
+            raise RentstackError("--preset belongs to a shipped tier; it cannot be used with --gpus")
         if args.tier:
             raise RentstackError("give either --tier or --gpus/--gpu-mem, not both")
         if args.gpus is None or args.gpu_mem is None:
@@ -44,6 +46,4 @@ def tier_from_args(args: argparse.Namespace, default: str | None = "cpu") -> Tie
             data = tier.model_dump()
             data["gpu"]["free_gib"] = args.free_gib
             tier = Tier.model_validate(data)
-    if args.preset and (args.gpus is not None):
-        raise RentstackError("--preset belongs to a shipped tier; it cannot be used with --gpus")
     return tier

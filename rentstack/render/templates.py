@@ -14,7 +14,7 @@ import jinja2
 
 from rentstack import __version__
 from rentstack.render.deployment import Deployment
-from rentstack.spec import Tier
+from rentstack.spec import Tier, list_tiers
 from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE, VLLM_VERSION
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -69,7 +69,6 @@ def render_compose_env(dep: Deployment, state_dir: str, cache_dir: str) -> str:
 
 @lru_cache(maxsize=1)
 def _profiles() -> frozenset[str]:
-    from rentstack.spec import list_tiers
     return frozenset(list_tiers())
 
 
