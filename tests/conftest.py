@@ -42,6 +42,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true an integration test may not skip, whatever made it skip."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("CI") == "true" and item.get_closest_marker("integration"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"integration test skipped under CI=true, which must run it: {reason}"
+
+
 @pytest.fixture(scope="session")
 def docker_required() -> None:
     problem = docker_problem()
