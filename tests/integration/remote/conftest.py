@@ -106,7 +106,7 @@ def credentials(tmp_path_factory) -> Credentials:
 
 
 @pytest.fixture(scope="session")
-def loop_disks(tmp_path_factory, credentials, docker_required, cpu_image):
+def loop_disks(tmp_path_factory, credentials, docker_required, smollm2):
     """The two data disks and the environment hosts.compose.yaml reads."""
     if os.geteuid() != 0:
         if os.environ.get("CI") == "true":
