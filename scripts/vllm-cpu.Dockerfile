@@ -19,9 +19,10 @@ RUN python3 -m venv /opt/vllm \
  && /opt/vllm/bin/pip uninstall -q -y torchvision torchaudio torchcodec
 
 FROM ${BASE}
-# libnuma1: vLLM CPU's OpenMP thread binding (the debootstrap base already has it).
-RUN dpkg -s libnuma1 >/dev/null 2>&1 || { apt-get update -qq \
-    && apt-get install -y -qq --no-install-recommends libnuma1 && rm -rf /var/lib/apt/lists/*; }
+# libnuma1: vLLM CPU's OpenMP thread binding; curl: the compose healthcheck.
+# The debootstrap base already has both; a python:3.x-slim base gets them from apt.
+RUN dpkg -s libnuma1 curl >/dev/null 2>&1 || { apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends libnuma1 curl && rm -rf /var/lib/apt/lists/*; }
 COPY --from=venv /opt/vllm /opt/vllm
 ENV PATH=/opt/vllm/bin:$PATH \
     PYTHONUNBUFFERED=1 \

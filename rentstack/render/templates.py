@@ -21,6 +21,15 @@ TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 CUSTOM_PROFILE = "gpu"
 """Profile of the service for cards described on the command line (--gpus/--gpu-mem)."""
 
+# The healthcheck runs every 2 s so `up --wait` returns soon after vLLM is ready (Docker 20.10
+# has no start_interval). curl is in the CPU image (debootstrap'ed with it) and costs a few ms;
+# the official CUDA image is only known to have python3.
+_HEALTH_URL = "http://127.0.0.1:8000/health"
+HEALTH_CPU = json.dumps(["CMD", "curl", "-fsS", "-o", "/dev/null", "--max-time", "5", _HEALTH_URL])
+HEALTH_GPU = json.dumps(["CMD", "python3", "-c",
+                         f"import urllib.request; urllib.request.urlopen('{_HEALTH_URL}', timeout=5)"])
+
+
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
@@ -88,6 +97,7 @@ def _service(tier: Tier) -> dict:
         "shm_size": tier.shm_size,
         "gpus": tier.gpu.count,
         "start_period_s": tier.health.start_period_s,
+        "health_test": HEALTH_CPU if cpu else HEALTH_GPU,
         "environment": [(k, _scalar(str(v))) for k, v in sorted(env.items())],
     }
 
@@ -99,7 +109,7 @@ def render_root_compose(tiers: list[Tier]) -> str:
         "service": f"vllm-{CUSTOM_PROFILE}", "profile": CUSTOM_PROFILE,
         "description": "any other card, described by --gpus/--gpu-mem at render time",
         "image": VLLM_GPU_IMAGE, "cpu": False, "shm_size": "", "gpus": "${RENTSTACK_GPUS:-1}",
-        "start_period_s": 900,
+        "start_period_s": 900, "health_test": HEALTH_GPU,
         "environment": [("HF_HUB_OFFLINE", '"1"'), ("NCCL_P2P_DISABLE", '"${RENTSTACK_NCCL_P2P_DISABLE:-0}"')],
     }
     return _env().get_template("compose.yaml.j2").render(services=[*services, custom])
