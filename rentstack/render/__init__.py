@@ -4,10 +4,12 @@ from rentstack.render.deployment import PLANNED, Deployment, build_deployment
 from rentstack.render.templates import (
     CUSTOM_PROFILE,
     TEMPLATES_DIR,
+    compose_profile,
+    image_for,
     render_compose_env,
     render_root_compose,
     render_vllm_yaml,
 )
 
-__all__ = ["CUSTOM_PROFILE", "PLANNED", "TEMPLATES_DIR", "Deployment", "build_deployment",
+__all__ = ["CUSTOM_PROFILE", "PLANNED", "TEMPLATES_DIR", "Deployment", "build_deployment", "compose_profile", "image_for",
            "render_compose_env", "render_root_compose", "render_vllm_yaml"]

@@ -16,7 +16,6 @@ from rentstack import plan as planner
 from rentstack.errors import RentstackError
 from rentstack.spec import CatalogModel, Tier, resolve_model
 from rentstack.spec.vllm_args import REMOVED, check_vllm_settings, version
-from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE
 
 CONTAINER_PORT = 8000
 """vLLM listens here inside the container; the host port is mapped in compose."""
@@ -56,10 +55,6 @@ class Deployment:
     notes: list[str] = field(default_factory=list)   # why each planned value was chosen
     cpu_kv_gib: int = 0                  # VLLM_CPU_KVCACHE_SPACE for the cpu tier
     require_api_key: bool = True
-
-    @property
-    def image(self) -> str:
-        return VLLM_CPU_IMAGE if self.tier.accelerator == "cpu" else VLLM_GPU_IMAGE
 
     @property
     def model_path(self) -> str:

@@ -54,6 +54,16 @@ def render_vllm_yaml(dep: Deployment) -> str:
         plan_notes=dep.notes, settings=[(k, _scalar(v)) for k, v in dep.settings.items()])
 
 
+def compose_profile(tier_name: str) -> str:
+    """The compose profile (and service suffix) of a tier: its own name when shipped, else `gpu`."""
+    return tier_name if tier_name in _profiles() else CUSTOM_PROFILE
+
+
+def image_for(tier: Tier) -> str:
+    """The image a tier's service runs: the local CPU build or the pinned official CUDA image."""
+    return VLLM_CPU_IMAGE if tier.accelerator == "cpu" else VLLM_GPU_IMAGE
+
+
 def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[tuple[str, str]]:
     values = [
         ("RENTSTACK_BIND", dep.bind),
@@ -61,7 +71,7 @@ def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[
         ("RENTSTACK_MODELS_DIR", dep.models_dir),
         ("RENTSTACK_STATE_DIR", state_dir),
         ("RENTSTACK_CACHE_DIR", cache_dir),
-        ("COMPOSE_PROFILES", dep.tier.name if dep.tier.name in _profiles() else CUSTOM_PROFILE),
+        ("COMPOSE_PROFILES", compose_profile(dep.tier.name)),
     ]
     if dep.tier.accelerator == "cpu":
         values.append(("RENTSTACK_CPU_KV_GIB", str(dep.cpu_kv_gib)))
@@ -92,7 +102,7 @@ def _service(tier: Tier) -> dict:
         "service": f"vllm-{tier.name}",
         "profile": tier.name,
         "description": tier.description,
-        "image": VLLM_CPU_IMAGE if cpu else VLLM_GPU_IMAGE,
+        "image": image_for(tier),
         "cpu": cpu,
         "shm_size": tier.shm_size,
         "gpus": tier.gpu.count,
