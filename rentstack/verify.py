@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 from rentstack.errors import RentstackError
 
+SMOKE_PROMPT = "What is the capital of France? Answer in one sentence."
+"""The smoke request's question: short, with one obvious answer to eyeball."""
+
 
 def health(base_url: str, timeout: float = 5.0) -> bool:
     """True when GET /health answers 200."""

@@ -23,9 +23,8 @@ from rentstack.local.models import ensure_model
 from rentstack.local.state import read_api_key, write_deployment
 from rentstack.render import build_deployment, compose_profile
 from rentstack.spec.vllm_args import parse_set
-from rentstack.verify import chat
+from rentstack.verify import SMOKE_PROMPT, chat
 
-SMOKE_PROMPT = "What is the capital of France? Answer in one sentence."
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -32,14 +32,22 @@ class Rendered:
     api_key_created: bool
 
 
-def read_api_key(secrets_env: Path) -> str | None:
-    """The key stored in a secrets.env, or None."""
-    if not secrets_env.is_file():
-        return None
-    for line in secrets_env.read_text().splitlines():
+def parse_api_key(text: str) -> str | None:
+    """The key in a secrets.env's text, or None."""
+    for line in text.splitlines():
         if line.startswith(f"{KEY_VAR}="):
             return line.split("=", 1)[1].strip() or None
     return None
+
+
+def read_api_key(secrets_env: Path) -> str | None:
+    """The key stored in a secrets.env file, or None."""
+    return parse_api_key(secrets_env.read_text()) if secrets_env.is_file() else None
+
+
+def secrets_env_text(tier_name: str, key: str) -> str:
+    """The secrets.env a tier's server reads VLLM_API_KEY from (to be written 0600)."""
+    return f"# API key for the vLLM server of tier {tier_name}; keep this file 0600\n{KEY_VAR}={key}\n"
 
 
 def new_api_key() -> str:
@@ -71,9 +79,7 @@ def write_deployment(dep: Deployment, state_root: Path, cache_dir: Path) -> Rend
         os.chmod(staging, 0o700)
         for name, text in texts.items():
             (staging / name).write_text(text)
-        _write_private(staging / SECRETS_FILE,
-                       f"# API key for the vLLM server of tier {dep.tier.name}; keep this file 0600\n"
-                       f"{KEY_VAR}={key}\n")
+        _write_private(staging / SECRETS_FILE, secrets_env_text(dep.tier.name, key))
         backup = None
         if target.exists():
             backup = state_root / f".{dep.tier.name}.old"

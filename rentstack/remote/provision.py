@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 from rentstack.errors import RentstackError
+from rentstack.local.state import new_api_key, parse_api_key, secrets_env_text
 from rentstack.remote import download, runners
 from rentstack.remote.connection import Remote, free_local_port, tunnel_line
 from rentstack.remote.facts import HostFacts, gather
@@ -26,13 +27,11 @@ from rentstack.remote.state import HostState, checksum, parse_state, state_path
 from rentstack.remote.steps import RunReport, Step, StopRun
 from rentstack.render import Deployment, build_deployment, image_for, render_compose_env, render_vllm_yaml
 from rentstack.spec import CatalogModel, Tier, load_tier, resolve_model
-from rentstack.verify import chat
+from rentstack.verify import SMOKE_PROMPT, chat
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_MODELS = REPO / "models"
 LOCAL_HOSTS = REPO / ".rentstack" / "hosts"
-SMOKE_PROMPT = "What is the capital of France? Answer in one sentence."
-KEY_VAR = "VLLM_API_KEY"
 SHM_MIN_BYTES = 512 * 2**20
 """vLLM 0.32 asked for 160 MiB of /dev/shm with one CPU worker; leave room for more."""
 NO_GPU_STOP = "no GPU on this host (nvidia-smi sees none): boot the instance with its GPU, then run `fab up`"
@@ -473,11 +472,7 @@ class HostRun:
     def api_key(self) -> str:
         """The tier's key: kept on the host (0600) across renders, so clients keep working."""
         text = self.remote.read(f"{self.layout.tier_dir(self.tier.name)}/secrets.env") or ""
-        for line in text.splitlines():
-            if line.startswith(f"{KEY_VAR}=") and line.split("=", 1)[1].strip():
-                return line.split("=", 1)[1].strip()
-        from rentstack.local.state import new_api_key
-        return new_api_key()
+        return parse_api_key(text) or new_api_key()
 
     def rendered(self) -> dict[str, tuple[str, int]]:
         """Remote path -> (text, mode) for everything the server needs."""
@@ -485,8 +480,7 @@ class HostRun:
         tdir = self.layout.tier_dir(self.tier.name)
         files = {
             f"{tdir}/vllm.yaml": (render_vllm_yaml(dep), 0o644),
-            f"{tdir}/secrets.env": (f"# API key for the vLLM server of tier {self.tier.name}; keep this file 0600\n"
-                                    f"{KEY_VAR}={self.api_key()}\n", 0o600),
+            f"{tdir}/secrets.env": (secrets_env_text(self.tier.name, self.api_key()), 0o600),
         }
         if self.runner == "compose":
             files[f"{self.layout.deploy}/compose.yaml"] = (runners.COMPOSE_FILE.read_text(), 0o644)
