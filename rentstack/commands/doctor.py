@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rentstack.doctor import PlannerInputs, iter_lines, lookup_calibration, save_calibration
 from rentstack.doctor.diagnose import judge, read_facts
-from rentstack.doctor.model import Diagnosis
+from rentstack.doctor.diagnosis import Diagnosis
 from rentstack.doctor.parse import LogFacts
 from rentstack.errors import RentstackError
 

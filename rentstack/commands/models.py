@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rentstack.spec import load_catalog
+from rentstack.config import load_catalog
 
 
 def register(sub: argparse._SubParsersAction) -> None:

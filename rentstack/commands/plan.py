@@ -73,7 +73,7 @@ def _cli_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _catalog_entry(name: str):
-    from rentstack.spec import load_catalog
+    from rentstack.config import load_catalog
 
     catalog = load_catalog()
     if name not in catalog:
@@ -113,7 +113,7 @@ def _measured(args: argparse.Namespace, hw: Hardware, fixed: dict[str, Any], nam
 
 
 def _tier(name: str, preset: str | None):
-    from rentstack.spec import load_tier
+    from rentstack.config import load_tier
 
     return load_tier(name).with_preset(preset)
 
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _all_tiers(args: argparse.Namespace) -> int:
-    from rentstack.spec import list_tiers
+    from rentstack.config import list_tiers
 
     if not (args.model or args.model_config):
         raise RentstackError("--all-tiers needs --model M (or --model-config PATH)")

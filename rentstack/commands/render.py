@@ -8,10 +8,10 @@ from pathlib import Path
 
 from rentstack.commands._common import CACHE_DIR, REPO, STATE_DIR, add_tier_args, tier_from_args
 from rentstack.errors import RentstackError
-from rentstack.local.state import write_deployment
+from rentstack.local.deploy_dir import write_deployment
 from rentstack.render import build_deployment, render_root_compose
-from rentstack.spec import list_tiers, load_tier
-from rentstack.spec.vllm_args import parse_set
+from rentstack.config import list_tiers, load_tier
+from rentstack.config.vllm_args import parse_set
 
 
 def register(sub: argparse._SubParsersAction) -> None:

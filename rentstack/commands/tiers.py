@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rentstack.spec import list_tiers, load_tier
+from rentstack.config import list_tiers, load_tier
 
 
 def register(sub: argparse._SubParsersAction) -> None:

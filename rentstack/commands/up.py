@@ -20,9 +20,9 @@ from rentstack.local.compose import Stack
 from rentstack.local.docker import port_free, require_docker
 from rentstack.local.image import build_cpu_image
 from rentstack.local.models import ensure_model
-from rentstack.local.state import read_api_key, write_deployment
+from rentstack.local.deploy_dir import read_api_key, write_deployment
 from rentstack.render import build_deployment, compose_profile
-from rentstack.spec.vllm_args import parse_set
+from rentstack.config.vllm_args import parse_set
 from rentstack.verify import SMOKE_PROMPT, chat
 
 

@@ -7,7 +7,7 @@ happen in `reader` / `calibration` and the `rentstack doctor` command.
 from rentstack.doctor.calibration import lookup_calibration, measured_figures, save_calibration
 from rentstack.doctor.diagnose import diagnose, judge, read_facts
 from rentstack.doctor.fixes import first_fix
-from rentstack.doctor.model import CAUSES, Diagnosis, Fix, PlannerInputs
+from rentstack.doctor.diagnosis import CAUSES, Diagnosis, Fix, PlannerInputs
 from rentstack.doctor.reader import iter_lines
 
 __all__ = [

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rentstack.doctor import fixes as F
-from rentstack.doctor.model import Diagnosis, PlannerInputs
+from rentstack.doctor.diagnosis import Diagnosis, PlannerInputs
 from rentstack.doctor.parse import Failure, LogFacts
 
 MEMORY_CAUSES = ("cuda_oom", "no_kv_cache_memory", "max_model_len_too_large", "insufficient_free_memory")

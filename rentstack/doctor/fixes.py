@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rentstack.doctor.model import Fix, PlannerInputs
+from rentstack.doctor.diagnosis import Fix, PlannerInputs
 from rentstack.errors import did_you_mean
 
 DEFAULT_UTILIZATION = 0.9

@@ -10,7 +10,7 @@ import sys
 from rentstack.errors import RentstackError
 from rentstack.local.docker import run
 from rentstack.remote.download import SCRIPT_PATH, fetch_command, parse_summary
-from rentstack.spec import CatalogModel
+from rentstack.config import CatalogModel
 from rentstack.versions import VLLM_CPU_IMAGE
 
 REPO = Path(__file__).resolve().parents[2]

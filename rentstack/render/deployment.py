@@ -14,8 +14,8 @@ from pathlib import PurePosixPath
 
 from rentstack import plan as planner
 from rentstack.errors import RentstackError
-from rentstack.spec import CatalogModel, Tier, resolve_model
-from rentstack.spec.vllm_args import REMOVED, check_vllm_settings, version
+from rentstack.config import CatalogModel, Tier, resolve_model
+from rentstack.config.vllm_args import REMOVED, check_vllm_settings, version
 
 CONTAINER_PORT = 8000
 """vLLM listens here inside the container; the host port is mapped in compose."""

@@ -14,7 +14,7 @@ import jinja2
 
 from rentstack import __version__
 from rentstack.render.deployment import Deployment
-from rentstack.spec import Tier, list_tiers
+from rentstack.config import Tier, list_tiers
 from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE, VLLM_VERSION
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"

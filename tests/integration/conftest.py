@@ -10,7 +10,7 @@ import pytest
 from rentstack.commands._common import REPO
 from rentstack.local.image import build_cpu_image
 from rentstack.local.models import ensure_model
-from rentstack.spec import load_catalog
+from rentstack.config import load_catalog
 from rentstack.versions import VLLM_CPU_IMAGE
 
 

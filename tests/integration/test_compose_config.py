@@ -8,9 +8,9 @@ import subprocess
 import pytest
 
 from rentstack.local.compose import Stack
-from rentstack.local.state import write_deployment
+from rentstack.local.deploy_dir import write_deployment
 from rentstack.render import build_deployment
-from rentstack.spec import custom_tier, list_tiers, load_tier
+from rentstack.config import custom_tier, list_tiers, load_tier
 
 CASES = [(name, None) for name in list_tiers()] + [("gpu", "custom")]
 

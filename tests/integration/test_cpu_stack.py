@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from rentstack.cli import main
-from rentstack.local.state import read_api_key
+from rentstack.local.deploy_dir import read_api_key
 from rentstack.verify import chat
 
 PROJECT = "rentstack-itest"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from rentstack.local.state import write_deployment
+from rentstack.local.deploy_dir import write_deployment
 from rentstack.render import build_deployment
-from rentstack.spec import list_tiers, load_tier
+from rentstack.config import list_tiers, load_tier
 
 PARSE = """
 import json, sys

@@ -18,7 +18,7 @@ from rentstack.cli import main
 from rentstack.doctor import lookup_calibration, save_calibration
 from rentstack.plan import Hardware, LaunchParams, Measured, load_arch, plan
 from rentstack.render.deployment import build_deployment
-from rentstack.spec import load_tier
+from rentstack.config import load_tier
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "doctor"
 LOG = GOLDEN / "v0_19_0-ok-llama31-8b-h100.log"

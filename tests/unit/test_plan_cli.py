@@ -74,7 +74,7 @@ def test_fit_json_has_plan_keys_and_reasons(capsys):
 
 
 def test_tier_and_catalog_model(capsys):
-    pytest.importorskip("rentstack.spec")
+    pytest.importorskip("rentstack.config")
     code, out, err = run(capsys, "--tier", "4090x4", "--model", "qwen3-32b-awq", "--tp", "4", "--json")
     assert code == 0, err
     data = json.loads(out)

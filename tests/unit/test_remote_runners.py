@@ -6,7 +6,7 @@ import subprocess
 
 from rentstack.remote.layout import Layout
 from rentstack.remote.runners import compose_up, native_stop, runtime_env_text, venv_install
-from rentstack.spec import load_tier
+from rentstack.config import load_tier
 
 L = Layout("/root/autodl-tmp")
 

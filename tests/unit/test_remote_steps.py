@@ -9,7 +9,7 @@ from rentstack.remote.facts import Gpu, HostFacts
 from rentstack.remote.layout import Layout, SpaceNeed, check_space, env_sh_text, space_need
 from rentstack.remote.provision import Options, host_tier, resolve_inputs
 from rentstack.remote.steps import RunReport, Step, StopRun, plan_lines, run_steps
-from rentstack.spec import load_tier
+from rentstack.config import load_tier
 
 
 def _steps(log: list[str]) -> list[Step]:

@@ -16,9 +16,9 @@ from rentstack.cli import main
 from rentstack.commands._common import REPO, tier_from_args
 from rentstack.commands.render import root_compose_text
 from rentstack.errors import RentstackError
-from rentstack.local.state import read_api_key, write_deployment
+from rentstack.local.deploy_dir import read_api_key, write_deployment
 from rentstack.render import build_deployment, render_compose_env, render_vllm_yaml
-from rentstack.spec import load_tier
+from rentstack.config import load_tier
 
 CASES = sorted((Path(__file__).parents[1] / "golden" / "render").glob("*.json"))
 
@@ -101,7 +101,7 @@ def test_failed_render_leaves_previous_files_intact(tmp_path, monkeypatch):
 
     def boom(*a, **k):
         raise OSError("disk full")
-    monkeypatch.setattr("rentstack.local.state._write_private", boom)
+    monkeypatch.setattr("rentstack.local.deploy_dir._write_private", boom)
     with pytest.raises(OSError):
         write_deployment(_deploy({"tier": "cpu", "sets": {"max-num-seqs": 2}}), tmp_path, tmp_path)
     assert good.vllm_yaml.read_text() == before

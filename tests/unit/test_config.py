@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from rentstack.errors import RentstackError
-from rentstack.spec import custom_tier, list_tiers, load_catalog, load_tier, parse_size_gib, parse_source, resolve_model
-from rentstack.spec.vllm_args import known_args, parse_set
+from rentstack.config import custom_tier, list_tiers, load_catalog, load_tier, parse_size_gib, parse_source, resolve_model
+from rentstack.config.vllm_args import known_args, parse_set
 
 SHIPPED = ["3080x2", "4090x1", "4090x4", "7gb", "cpu"]
 

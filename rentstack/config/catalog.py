@@ -19,8 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rentstack.errors import RentstackError, did_you_mean
-from rentstack.spec.errors import explain
-from rentstack.spec.tiers import STACKS_DIR
+from rentstack.config.errors import explain
+from rentstack.config.tiers import STACKS_DIR
 
 SCHEMES = ("modelscope", "hf", "local", "builtin")
 _ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -1,4 +1,4 @@
-"""vLLM's `serve` arguments, as its own parser declares them (rentstack/spec/vllm_args.json).
+"""vLLM's `serve` arguments, as its own parser declares them (rentstack/config/vllm_args.json).
 
 The JSON is dumped from the pinned vLLM by scripts/dump_vllm_args.py; this module uses it
 to reject unknown keys in stack files and `--set` (with a did-you-mean) and to turn

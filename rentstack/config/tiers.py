@@ -14,8 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rentstack.errors import RentstackError, one_of
-from rentstack.spec.errors import explain
-from rentstack.spec.vllm_args import check_vllm_settings
+from rentstack.config.errors import explain
+from rentstack.config.vllm_args import check_vllm_settings
 
 STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"
 """Tier files live at the repository's top level, next to compose.yaml."""

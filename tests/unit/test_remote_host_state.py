@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rentstack.remote.state import HostState, checksum, parse_state, state_path
+from rentstack.remote.host_state import HostState, checksum, parse_state, state_path
 
 
 def test_round_trip_and_done_needs_the_same_inputs() -> None:
