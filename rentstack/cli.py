@@ -15,7 +15,7 @@ import traceback
 
 from rentstack.errors import RentstackError
 
-COMMANDS = ("render", "up", "image", "plan", "doctor", "tiers", "models")
+COMMANDS = ("render", "up", "image", "plan", "doctor", "tiers", "models", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
