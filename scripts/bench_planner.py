@@ -6,7 +6,14 @@ free memory vLLM measured at start when it was logged) to rentstack.plan.plan(),
 compares its available-KV GiB, KV tokens and verdict with what vLLM logged. Also scores
 the naive "weights × 1.2 + 2 GiB" estimate on the same records.
 
-    .venv/bin/python scripts/bench_planner.py [PATH.jsonl] [--arch PATH.json] [--json]
+By default it reads the shared dev set and the consumer-card set in tests/data, and
+summarises the score split per segment (datacenter, consumer single card, consumer
+multi-GPU over PCIe, quantized, V0 era, vGPU) with the over-promise rate: the share of
+scored starts where the KV tokens the planner would promise (the band's low end when the
+plan carries a band) exceed what vLLM logged.
+
+    .venv/bin/python scripts/bench_planner.py [PATH.jsonl ...] [--arch PATH.json ...]
+        [--split score|fit|all] [--json]
 """
 
 from __future__ import annotations
@@ -23,10 +30,22 @@ sys.path.insert(0, str(ROOT))
 
 from rentstack.errors import RentstackError  # noqa: E402
 from rentstack.plan import Hardware, LaunchParams, load_arch, plan  # noqa: E402
-from rentstack.plan.accounting import GiB  # noqa: E402
+from rentstack.plan.accounting import GiB, parse_version  # noqa: E402
 from rentstack.versions import VLLM_VERSION  # noqa: E402
 
-DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "vllm-startup-logs.dev.jsonl"
+
+def _shared_data() -> Path:
+    """The shared dev set: ../shared from the main checkout, ../../shared from a worktree."""
+    for base in (ROOT.parent / "shared", ROOT.parent.parent / "shared"):
+        if (base / "data").is_dir():
+            return base / "data"
+    return ROOT.parent / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
+DEFAULT_DATA = [SHARED_DATA / "vllm-startup-logs.dev.jsonl", ROOT / "tests" / "data" / "consumer-startup-logs.jsonl"]
+DEFAULT_ARCH = [SHARED_DATA / "model-arch.json", ROOT / "tests" / "data" / "consumer-model-arch.json"]
+SPLIT_FILE = ROOT / "tests" / "data" / "startup-split.json"
 
 # config.json fields that model-arch.json does not carry (num_attention_heads, tied
 # embeddings, MoE and attention layout), copied from each model's Hugging Face config.json.
@@ -161,7 +180,10 @@ CARD_GIB = [
     (r"H100|H800", 79.19), (r"H200", 139.8), (r"A100.*80|A800.*80", 79.15), (r"A100.*40", 39.39),
     (r"L40S|\bL40\b", 44.42), (r"\bL4\b", 22.49), (r"A10G?\b", 22.49), (r"\bT4\b", 14.75),
     (r"V100.*32", 31.74), (r"V100", 15.77), (r"A6000|RTX 6000 Ada", 47.54),
-    (r"RTX 3090", 23.58), (r"RTX 4090", 23.64),
+    (r"RTX 3090", 23.58),
+    # RTX 4090: (8.69 KV + 13.95 weights + 0.25 non-torch + 0.19 activation) / 0.98 in the
+    # logged breakdown of consumer record c03 (vllm#13061)
+    (r"RTX 4090", 23.55),
     # DGX Spark GB10: 128 GB unified LPDDR5x, of which CUDA reports ≈119.7 GiB (assumed)
     (r"GB10", 119.7),
 ]
@@ -187,11 +209,12 @@ def card_gib(rec: dict) -> float | None:
 
 
 def version_of(rec: dict) -> str:
-    engine = rec.get("engine") or ""
-    if engine.startswith("V0"):
-        return "0.7.3"  # the V0 engine was the default before 0.8
     m = re.match(r"\s*(\d+\.\d+(?:\.\d+)*)", str(rec.get("vllm_version") or ""))
-    return m.group(1) if m else VLLM_VERSION
+    if m:
+        return m.group(1)
+    if (rec.get("engine") or "").startswith("V0"):
+        return "0.7.3"  # the V0 engine was the default before 0.8
+    return VLLM_VERSION
 
 
 def config_for(rec: dict, archs: dict) -> dict | None:
@@ -248,6 +271,7 @@ def inputs_of(rec: dict, archs: dict):
         max_num_batched_tokens=rec.get("max_num_batched_tokens"), dtype=dtype, quantization=q,
         kv_cache_dtype=rec.get("kv_cache_dtype") or "auto", block_size=rec.get("block_size"),
         enforce_eager=bool(rec.get("enforce_eager")), vllm_version=version_of(rec),
+        cpu_offload_gb=float(rec.get("cpu_offload_gb") or 0.0),
     )
     return (arch, hw, params), None
 
@@ -280,86 +304,192 @@ def quantile(xs: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+# Card families. Datacenter cards have NVLink/NVSwitch or are sold for servers; the rest are
+# the consumer and workstation cards rentstack is mostly rented on.
+_DATACENTER = re.compile(r"H100|H200|H800|H20\b|A100|A800|L40S|\bL40\b|B200|B100|GB200|GB300|B300")
+_UNIFIED = re.compile(r"GB10|DGX Spark")
+SEGMENTS = ("datacenter", "consumer single", "consumer multi-GPU PCIe", "quantized", "V0 era", "vGPU")
+
+
+def segments_of(rec: dict) -> list[str]:
+    """The benchmark segments a record belongs to (a record may be in several)."""
+    gpu = rec.get("gpu") or ""
+    world = int(rec.get("tp") or 1) * int(rec.get("pp") or 1)
+    out = []
+    if _DATACENTER.search(gpu) or _UNIFIED.search(gpu) or "not stated" in gpu:
+        out.append("datacenter")
+    elif world > 1:
+        out.append("consumer multi-GPU PCIe")
+    else:
+        out.append("consumer single")
+    model = rec.get("model") or ""
+    if rec.get("quantization") or model in CHECKPOINT_QUANT or re.search(r"AWQ|GPTQ|bnb|FP8|fp8|w4a16|w8a8", model):
+        out.append("quantized")
+    if (rec.get("engine") or "").startswith("V0") or parse_version(version_of(rec)) < (0, 8, 0):
+        out.append("V0 era")
+    if re.search(r"vGPU", gpu, re.I):
+        out.append("vGPU")
+    return out
+
+
+def load_split(path: Path = SPLIT_FILE) -> dict[str, dict[str, str]]:
+    """{data file name: {record id: "fit"|"score"}} for files whose records carry no split field."""
+    if not path.exists():
+        return {}
+    raw = json.loads(path.read_text())
+    return {name: {str(i): part for part, ids in parts.items() for i in ids}
+            for name, parts in raw.items() if isinstance(parts, dict)}
+
+
+def load_records(paths: list[Path]) -> list[dict]:
+    """Records of every file, each tagged with its file and split; duplicates of a shared record skipped."""
+    split = load_split()
+    out: list[dict] = []
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            rec["_file"] = path.name
+            rec["_split"] = rec.get("split") or split.get(path.name, {}).get(str(rec["id"]), "score")
+            out.append(rec)
+    shared_ids = {r["id"] for r in out if r["_file"] == "vllm-startup-logs.dev.jsonl"}
+    return [r for r in out if r.get("same_as_shared_id") not in shared_ids]
+
+
+def load_archs(paths: list[Path]) -> dict:
+    archs: dict = {}
+    for path in paths:
+        if path.exists():
+            archs.update(json.loads(path.read_text()))
+    return archs
+
+
+def capacity_logged(rec: dict) -> int | None:
+    """KV tokens vLLM logged for this start: also for max_model_len refusals, which print it."""
+    tok = rec.get("gpu_kv_cache_tokens")
+    if not tok:
+        return None
+    want = logged_verdict(rec)
+    return int(tok) if want in (None, "max_model_len") else None
+
+
+def evaluate(rec: dict, archs: dict) -> dict:
+    """One record planned and compared; a row with the error, the verdicts and the promise."""
+    row = dict(id=rec["id"], file=rec["_file"], split=rec["_split"], segments=segments_of(rec),
+               model=(rec.get("model") or "?")[:44])
+    got, why = inputs_of(rec, archs)
+    if got is None:
+        return {**row, "skipped": why}
+    arch, hw, params = got
+    try:
+        pl = plan(arch, hw, params, allow_long_max_model_len=True)
+    except RentstackError as exc:
+        return {**row, "skipped": f"planner refused the inputs: {exc}"}
+    want = logged_verdict(rec)
+    log_gib = rec.get("available_kv_gib")
+    log_tok = capacity_logged(rec)
+    bpt = pl.kv_bytes_per_token
+    base_gib = pl.requested_gib - (pl.weights_gib * 1.2 + 2)
+    base_tok = max(0, int(base_gib * GiB / bpt)) if bpt else 0
+    pred_tok_plain = max(0, int(pl.available_kv_gib * GiB / bpt)) if bpt else 0
+    err = base = signed = None
+    ref = None
+    if log_tok:
+        ref, pred = log_tok, pl.kv_cache_tokens
+    elif log_gib and want is None:
+        ref, pred = int(log_gib * GiB / bpt), pred_tok_plain  # no token line: the tokens the GiB hold
+    if ref:
+        err, base = pct(pred, ref), pct(base_tok, ref)
+        signed = (pred - ref) / ref * 100
+    low = getattr(pl, "kv_cache_tokens_low", None)
+    promised = low if low is not None else (pred if ref else None)
+    return {**row, "vllm_version": pl.vllm_version, "pred_kv_gib": pl.available_kv_gib, "log_kv_gib": log_gib,
+            "pred_tokens": pl.kv_cache_tokens, "log_tokens": ref, "low_tokens": low,
+            "high_tokens": getattr(pl, "kv_cache_tokens_high", None), "band_source": getattr(pl, "band_source", None),
+            "err_pct": err, "signed_pct": signed, "base_pct": base, "verdict": pl.verdict, "logged_verdict": want,
+            "over_promise": (promised > ref) if (ref and promised is not None) else None}
+
+
+def _stats(xs: list[float]) -> str:
+    if not xs:
+        return f"{'-':>7} {'-':>7}"
+    return f"{statistics.median(xs):6.2f}% {quantile(xs, 0.9):6.2f}%"
+
+
+def summary(rows: list[dict], split: str) -> dict:
+    """Per segment: n, median and p90 |error|, over-promise count, on the chosen split."""
+    chosen = [r for r in rows if "skipped" not in r and (split == "all" or r["split"] == split)]
+    out = {}
+    for seg in ("all", *SEGMENTS):
+        rs = [r for r in chosen if seg == "all" or seg in r["segments"]]
+        errs = [r["err_pct"] for r in rs if r["err_pct"] is not None]
+        over = [r for r in rs if r["over_promise"] is not None]
+        out[seg] = dict(n=len(errs), median_pct=statistics.median(errs) if errs else None,
+                        p90_pct=quantile(errs, 0.9) if errs else None,
+                        over_promise=sum(1 for r in over if r["over_promise"]), promises=len(over))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", nargs="?", default=str(DEFAULT_DATA), help="startup records (.jsonl)")
-    ap.add_argument("--arch", default=None, help="model-arch.json (default: next to the data)")
+    ap.add_argument("data", nargs="*", default=[str(p) for p in DEFAULT_DATA], help="startup records (.jsonl)")
+    ap.add_argument("--arch", action="append", default=None, help="model-arch.json (repeatable; default: shared + tests/data)")
+    ap.add_argument("--split", choices=("score", "fit", "all"), default="score", help="records the summary covers")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = ap.parse_args(argv)
-    data = Path(args.data)
-    archs = json.loads(Path(args.arch or data.parent / "model-arch.json").read_text())
-    records = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
+    paths = [Path(d) for d in args.data]
+    archs = load_archs([Path(a) for a in args.arch] if args.arch else
+                       [*DEFAULT_ARCH, *(p.parent / "model-arch.json" for p in paths)])
+    records = load_records(paths)
 
-    rows, errs, base_errs, verdicts, skipped = [], [], [], [], []
-    hdr = f"{'id':>4} {'model':<44} {'ver':<7} {'KV GiB pred/log':>17} {'tokens pred/log':>23} {'err%':>6} {'base%':>6}  verdict"
+    rows = [evaluate(rec, archs) for rec in records]
+    hdr = (f"{'id':>4} {'split':<5} {'model':<44} {'ver':<7} {'KV GiB pred/log':>17} {'tokens pred/log':>23} "
+           f"{'err%':>7} {'low':>9}  verdict")
     print(hdr)
     print("-" * len(hdr))
-    for rec in records:
-        got, why = inputs_of(rec, archs)
-        model = (rec.get("model") or "?")[:44]
-        if got is None:
-            skipped.append((rec["id"], why))
-            print(f"{rec['id']:>4} {model:<44} {'':<7} skipped: {why}")
+    for r in rows:
+        if "skipped" in r:
+            print(f"{r['id']:>4} {r['split']:<5} {r['model']:<44} skipped: {r['skipped']}")
             continue
-        arch, hw, params = got
-        try:
-            pl = plan(arch, hw, params, allow_long_max_model_len=True)
-        except RentstackError as exc:
-            skipped.append((rec["id"], f"planner refused the inputs: {exc}"))
-            print(f"{rec['id']:>4} {model:<44} refused: {exc}")
-            continue
-        want = logged_verdict(rec)
-        log_gib = rec.get("available_kv_gib")
-        log_tok = rec.get("gpu_kv_cache_tokens")
-        bpt = pl.kv_bytes_per_token
-        # Baseline: vLLM's budget minus weights × 1.2 + 2 GiB, same weights and KV bytes/token.
-        base_gib = pl.requested_gib - (pl.weights_gib * 1.2 + 2)
-        base_tok = max(0, int(base_gib * GiB / bpt)) if bpt else 0
-        pred_tok_plain = max(0, int(pl.available_kv_gib * GiB / bpt)) if bpt else 0
-        err = base = None
-        if log_tok:
-            err, base = pct(pl.kv_cache_tokens, log_tok), pct(base_tok, log_tok)
-            tok_txt = f"{pl.kv_cache_tokens:>11,}/{log_tok:<11,}"
-        elif log_gib:
-            # no token line logged: compare the tokens the logged GiB would hold
-            implied = int(log_gib * GiB / bpt)
-            err, base = pct(pred_tok_plain, implied), pct(base_tok, implied)
-            tok_txt = f"{pred_tok_plain:>11,}/~{implied:<10,}"
-        else:
-            tok_txt = f"{pl.kv_cache_tokens:>11,}/{'-':<11}"
-        if err is not None and want is None:
-            errs.append(err)
-            base_errs.append(base)
-        if want is not None:
-            verdicts.append((rec["id"], want, pl.verdict, pl.error))
-        kv_txt = f"{pl.available_kv_gib:7.2f}/{log_gib if log_gib is not None else '-':<7}"
-        vtxt = pl.verdict + (f" (logged {want})" if want else "")
-        e_txt = f"{err:6.1f}" if err is not None and want is None else f"{'':>6}"
-        b_txt = f"{base:6.1f}" if base is not None and want is None else f"{'':>6}"
-        print(f"{rec['id']:>4} {model:<44} {pl.vllm_version:<7} {kv_txt:>17} {tok_txt:>23} {e_txt} {b_txt}  {vtxt}")
-        rows.append(dict(id=rec["id"], pred_kv_gib=pl.available_kv_gib, log_kv_gib=log_gib,
-                         pred_tokens=pl.kv_cache_tokens, log_tokens=log_tok, err_pct=err, base_pct=base,
-                         verdict=pl.verdict, logged_verdict=want))
+        log_gib = r["log_kv_gib"]
+        kv_txt = f"{r['pred_kv_gib']:7.2f}/{log_gib if log_gib is not None else '-':<7}"
+        tok_txt = f"{r['pred_tokens']:>11,}/{r['log_tokens'] if r['log_tokens'] else '-':<11}"
+        e_txt = f"{r['signed_pct']:+7.1f}" if r["signed_pct"] is not None else f"{'':>7}"
+        low_txt = f"{r['low_tokens']:>9,}" if r["low_tokens"] is not None else f"{'':>9}"
+        flag = " OVER-PROMISE" if r["over_promise"] else ""
+        vtxt = r["verdict"] + (f" (logged {r['logged_verdict']})" if r["logged_verdict"] else "") + flag
+        print(f"{r['id']:>4} {r['split']:<5} {r['model']:<44} {r['vllm_version']:<7} {kv_txt:>17} {tok_txt:>23} "
+              f"{e_txt} {low_txt}  {vtxt}")
 
-    med, p90 = statistics.median(errs) if errs else float("nan"), quantile(errs, 0.9)
-    bmed, bp90 = statistics.median(base_errs) if base_errs else float("nan"), quantile(base_errs, 0.9)
-    agree = sum(1 for _, w, p, _ in verdicts if w == p)
-    false_fail = sum(1 for r in rows if r["logged_verdict"] is None and r["verdict"] != "ok")
+    scored = [r for r in rows if "skipped" not in r]
+    verdicts = [r for r in scored if r["logged_verdict"] is not None]
+    agree = sum(1 for r in verdicts if r["logged_verdict"] == r["verdict"])
+    false_fail = sum(1 for r in scored if r["logged_verdict"] is None and r["verdict"] != "ok")
+    summ = summary(rows, args.split)
     print()
-    print(f"scored records: {len(errs)}   skipped: {len(skipped)}   logged failures: {len(verdicts)}")
-    print(f"KV tokens |relative error|  planner: median {med:.2f}%  p90 {p90:.2f}%")
-    print(f"                          baseline: median {bmed:.2f}%  p90 {bp90:.2f}%  (weights x 1.2 + 2 GiB)")
-    print(f"baseline / planner median error: {bmed / med if med else float('inf'):.1f}x")
+    print(f"KV tokens |relative error| on the {args.split} split, by segment (a record can be in several):")
+    print(f"  {'segment':<26} {'n':>3} {'median':>7} {'p90':>7}  over-promise")
+    for seg, s in summ.items():
+        med = "-" if s["median_pct"] is None else f"{s['median_pct']:6.2f}%"
+        p90 = "-" if s["p90_pct"] is None else f"{s['p90_pct']:6.2f}%"
+        rate = f"{s['over_promise']}/{s['promises']}" + (
+            f" ({100 * s['over_promise'] / s['promises']:.0f}%)" if s["promises"] else "")
+        print(f"  {seg:<26} {s['n']:>3} {med:>7} {p90:>7}  {rate}")
+    errs = [r["err_pct"] for r in scored if r["err_pct"] is not None and r["logged_verdict"] is None]
+    base_errs = [r["base_pct"] for r in scored if r["base_pct"] is not None and r["logged_verdict"] is None]
+    print(f"all splits, successful starts: planner median {_stats(errs)}; baseline (weights x 1.2 + 2 GiB) "
+          f"median {_stats(base_errs)}")
     print(f"failed startups predicted as failures for the same reason: {agree}/{len(verdicts)}")
-    for rid, want, got, msg in verdicts:
-        print(f"  #{rid}: logged {want}, predicted {got}" + (f" — {msg[:110]}" if msg else ""))
+    for r in verdicts:
+        print(f"  #{r['id']}: logged {r['logged_verdict']}, predicted {r['verdict']}")
     print(f"successful startups predicted to fail: {false_fail}")
-    for rid, why in skipped:
-        print(f"  skipped #{rid}: {why}")
+    for r in rows:
+        if "skipped" in r:
+            print(f"  skipped #{r['id']}: {r['skipped']}")
     if args.json:
-        print(json.dumps(dict(median_pct=med, p90_pct=p90, baseline_median_pct=bmed, baseline_p90_pct=bp90,
-                              verdict_agreement=[agree, len(verdicts)], false_failures=false_fail,
-                              skipped=skipped, rows=rows), indent=1))
+        print(json.dumps(dict(split=args.split, segments=summ, verdict_agreement=[agree, len(verdicts)],
+                              false_failures=false_fail, rows=rows), indent=1, default=str))
     return 0
 
 
