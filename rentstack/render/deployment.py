@@ -8,12 +8,14 @@ deployment the planner predicts will fail (unless forced).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from rentstack import plan as planner
 from rentstack.errors import RentstackError
+from rentstack.safe import check_text
 from rentstack.config import CatalogModel, Tier, resolve_model
 from rentstack.config.vllm_args import REMOVED, check_vllm_settings, version
 
@@ -64,7 +66,18 @@ class Deployment:
 
 
 def _check_bind(bind: str, require_api_key: bool) -> None:
-    local = bind in ("127.0.0.1", "localhost", "::1") or bind.startswith("127.")
+    """The bind address must be an IP address (what Docker publishes on), or `localhost`.
+
+    Parsing it, rather than matching a prefix, is what keeps `127.evil.example` or a value
+    with a newline from passing as local and getting round the no-key refusal."""
+    check_text("--bind", bind)
+    if bind == "localhost":
+        return
+    try:
+        local = ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        raise RentstackError(f"--bind {bind!r} is not an IP address: use 127.0.0.1 (this machine only), "
+                             "an address of this host, or --public for 0.0.0.0") from None
     if not local and not require_api_key:
         raise RentstackError(
             f"bind {bind!r} publishes the server to the network without an API key: "
@@ -81,6 +94,7 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
     if not 1 <= port <= 65535:
         raise RentstackError(f"port {port} is out of range: use 1-65535")
     _check_bind(bind, require_api_key)
+    check_text("--models-dir", models_dir)
     entry = resolve_model(model or tier.model)
     settings: dict[str, object] = {**tier.vllm, **(sets or {})}
     notes: list[str] = []

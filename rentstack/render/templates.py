@@ -14,6 +14,7 @@ import jinja2
 
 from rentstack import __version__
 from rentstack.render.deployment import Deployment
+from rentstack.safe import env_line
 from rentstack.config import Tier, list_tiers
 from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE, VLLM_VERSION
 
@@ -82,8 +83,9 @@ def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[
 
 
 def render_compose_env(dep: Deployment, state_dir: str, cache_dir: str) -> str:
-    return _env().get_template("compose.env.j2").render(
-        version=__version__, tier=dep.tier.name, values=compose_env_values(dep, state_dir, cache_dir))
+    """compose.env: every line made by safe.env_line, so no value can add a line of its own."""
+    lines = [env_line(key, value) for key, value in compose_env_values(dep, state_dir, cache_dir)]
+    return _env().get_template("compose.env.j2").render(version=__version__, tier=dep.tier.name, lines=lines)
 
 
 @lru_cache(maxsize=1)
