@@ -8,10 +8,12 @@ to reject unknown keys in stack files and `--set` (with a did-you-mean) and to t
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
 from rentstack.errors import RentstackError, did_you_mean
+from rentstack.safe import check_text, env_value
 
 ARGS_FILE = Path(__file__).with_name("vllm_args.json")
 
@@ -23,6 +25,28 @@ MANAGED = {
     "api-key": "the API key lives in the 0600 env file as VLLM_API_KEY, never in the YAML",
     "config": "rentstack writes the config file itself",
 }
+
+
+# vLLM flags whose value is a credential. None ever goes into vllm.yaml (mode 0644, uploaded
+# to hosts, printed by `cat`) or a stack file (in git): the ones with an environment variable
+# vLLM and the hub clients also read go from `--set` to the tier's 0600 secrets.env as that
+# variable; any other flag that looks like a secret (by name) is refused with that advice.
+SECRET_ENV = {"hf-token": "HF_TOKEN"}
+_SECRET_NAME = re.compile(r"(^|-)(token|key|secret|password|passwd|credential)$|secret|password|passwd")
+
+
+def is_secret(key: str) -> bool:
+    """True for a flag whose value is a credential (hf-token, api-key, *-secret, ...)."""
+    return key in SECRET_ENV or key == "api-key" or bool(_SECRET_NAME.search(key))
+
+
+def _secret_refusal(where: str, key: str) -> RentstackError:
+    if key in SECRET_ENV:
+        return RentstackError(
+            f"{where}: {key} is a secret and never goes into vllm.yaml or a stack file: pass it as "
+            f"`--set {key}=...` (kept in the tier's 0600 secrets.env as {SECRET_ENV[key]}) or export {SECRET_ENV[key]}")
+    return RentstackError(f"{where}: {key} looks like a secret and never goes into vllm.yaml or a stack file: "
+                          "give it to the server through its environment instead")
 
 
 # Flags that older vLLM had and seed deployments still carry: accepted in stack files for the
@@ -52,6 +76,8 @@ def check_vllm_settings(settings: dict, where: str, allow_removed: bool = False)
             raise RentstackError(f"{where}: {key!r} is not a vLLM {version()} setting: {REMOVED[key]}")
         if key in MANAGED:
             raise RentstackError(f"{where}: {key!r} cannot be set here: {MANAGED[key]}")
+        if is_secret(key):
+            raise _secret_refusal(where, key)
         if key not in known:
             snake_hint = " (use vLLM's long flag names, kebab-case)" if "_" in key and key.replace("_", "-") in known else ""
             raise RentstackError(
@@ -84,11 +110,23 @@ def _check_value(key: str, value: object, spec: dict, where: str) -> None:
 
 
 def parse_set(item: str) -> tuple[str, object]:
-    """'max-model-len=4096' -> ('max-model-len', 4096), typed as vLLM declares the flag."""
+    """'max-model-len=4096' -> ('max-model-len', 4096), typed as vLLM declares the flag.
+
+    A secret (hf-token) comes back as text, checked for the env file and never echoed;
+    build_deployment moves it to secrets.env."""
     if "=" not in item:
-        raise RentstackError(f"--set {item!r}: write it as key=value, e.g. --set max-model-len=4096")
+        shown = "(value hidden)" if is_secret(item.strip().lstrip("-")) else repr(item)
+        raise RentstackError(f"--set {shown}: write it as key=value, e.g. --set max-model-len=4096")
     key, raw = (part.strip() for part in item.split("=", 1))
     key = key.lstrip("-")
+    check_text("--set key", key)
+    if key in SECRET_ENV:
+        if not raw:
+            raise RentstackError(f"--set {key}= is empty: give the token, or leave the setting out")
+        env_value(f"--set {key}", raw, secret=True)   # refuses what secrets.env could not hold
+        return key, raw
+    if is_secret(key) and key not in MANAGED:
+        raise _secret_refusal("--set", key)
     known = known_args()
     if key in REMOVED:
         raise RentstackError(f"--set {key}: not a vLLM {version()} setting: {REMOVED[key]}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rentstack.errors import RentstackError
+from rentstack.safe import env_line
 from rentstack.render import Deployment, render_compose_env, render_vllm_yaml
 
 SECRETS_FILE = "secrets.env"
@@ -45,9 +46,10 @@ def read_api_key(secrets_env: Path) -> str | None:
     return parse_api_key(secrets_env.read_text()) if secrets_env.is_file() else None
 
 
-def secrets_env_text(tier_name: str, key: str) -> str:
-    """The secrets.env a tier's server reads VLLM_API_KEY from (to be written 0600)."""
-    return f"# API key for the vLLM server of tier {tier_name}; keep this file 0600\n{KEY_VAR}={key}\n"
+def secrets_env_text(tier_name: str, key: str, extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """The secrets.env a tier's server reads VLLM_API_KEY (and HF_TOKEN, ...) from (to be written 0600)."""
+    lines = [env_line(name, value, secret=True) for name, value in ((KEY_VAR, key), *extra)]
+    return f"# API key for the vLLM server of tier {tier_name}; keep this file 0600\n" + "\n".join(lines) + "\n"
 
 
 def new_api_key() -> str:
@@ -79,7 +81,7 @@ def write_deployment(dep: Deployment, state_root: Path, cache_dir: Path) -> Rend
         os.chmod(staging, 0o700)
         for name, text in texts.items():
             (staging / name).write_text(text)
-        _write_private(staging / SECRETS_FILE, secrets_env_text(dep.tier.name, key))
+        _write_private(staging / SECRETS_FILE, secrets_env_text(dep.tier.name, key, dep.secret_env))
         backup = None
         if target.exists():
             backup = state_root / f".{dep.tier.name}.old"

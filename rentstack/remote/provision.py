@@ -480,7 +480,7 @@ class HostRun:
         tdir = self.layout.tier_dir(self.tier.name)
         files = {
             f"{tdir}/vllm.yaml": (render_vllm_yaml(dep), 0o644),
-            f"{tdir}/secrets.env": (secrets_env_text(self.tier.name, self.api_key()), 0o600),
+            f"{tdir}/secrets.env": (secrets_env_text(self.tier.name, self.api_key(), dep.secret_env), 0o600),
         }
         if self.runner == "compose":
             files[f"{self.layout.deploy}/compose.yaml"] = (runners.COMPOSE_FILE.read_text(), 0o644)

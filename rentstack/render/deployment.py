@@ -17,7 +17,7 @@ from rentstack import plan as planner
 from rentstack.errors import RentstackError
 from rentstack.safe import check_text
 from rentstack.config import CatalogModel, Tier, resolve_model
-from rentstack.config.vllm_args import REMOVED, check_vllm_settings, version
+from rentstack.config.vllm_args import REMOVED, SECRET_ENV, check_vllm_settings, version
 
 CONTAINER_PORT = 8000
 """vLLM listens here inside the container; the host port is mapped in compose."""
@@ -57,6 +57,8 @@ class Deployment:
     notes: list[str] = field(default_factory=list)   # why each planned value was chosen
     cpu_kv_gib: int = 0                  # VLLM_CPU_KVCACHE_SPACE for the cpu tier
     require_api_key: bool = True
+    # Secrets from --set (hf-token -> HF_TOKEN): written only to the 0600 secrets.env.
+    secret_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def model_path(self) -> str:
@@ -96,7 +98,9 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
     _check_bind(bind, require_api_key)
     check_text("--models-dir", models_dir)
     entry = resolve_model(model or tier.model)
-    settings: dict[str, object] = {**tier.vllm, **(sets or {})}
+    sets = dict(sets or {})
+    secret_env = tuple(sorted((SECRET_ENV[k], str(sets.pop(k))) for k in list(sets) if k in SECRET_ENV))
+    settings: dict[str, object] = {**tier.vllm, **sets}
     notes: list[str] = []
     for key in [k for k in settings if k in REMOVED]:
         notes.append(f"dropped {key}: {settings.pop(key)} from the stack file: {REMOVED[key]} (vLLM {version()})")
@@ -128,7 +132,7 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
         where = {"host": bind, "port": port}
     deployment = Deployment(tier=tier, model=entry, settings={}, runner=runner, bind=bind, port=port,
                             models_dir=models_dir, plan=plan, notes=notes, cpu_kv_gib=cpu_kv_gib,
-                            require_api_key=require_api_key)
+                            require_api_key=require_api_key, secret_env=secret_env)
     final = {"model": deployment.model_path, **served, **where, **dict(sorted(settings.items()))}
     return replace(deployment, settings=final)
 

@@ -66,3 +66,43 @@ def test_compose_env_values_are_quoted_not_injected(tmp_path, capsys):
     keys = [l.split("=", 1)[0] for l in lines]
     assert len(keys) == len(set(keys)), "no variable twice"
     assert f"RENTSTACK_MODELS_DIR='{models}'" in lines
+
+
+# --- item 2: --set hf-token=... went into vllm.yaml in clear ----------------------------------
+TOKEN = "hf_TESTSECRETabcdef123456"
+
+
+def test_hf_token_goes_to_secrets_env_never_vllm_yaml(tmp_path, capsys):
+    assert main(_render(tmp_path, "--set", f"hf-token={TOKEN}")) == 0
+    out = capsys.readouterr()
+    tier_dir = tmp_path / "state" / "cpu"
+    assert TOKEN not in (tier_dir / "vllm.yaml").read_text()
+    assert TOKEN not in (tier_dir / "compose.env").read_text()
+    assert TOKEN not in out.out + out.err
+    secrets = tier_dir / "secrets.env"
+    assert f"HF_TOKEN={TOKEN}" in secrets.read_text().splitlines()
+    assert secrets.stat().st_mode & 0o777 == 0o600
+    assert "hf-token" not in yaml.safe_load((tier_dir / "vllm.yaml").read_text())
+
+
+@pytest.mark.parametrize("item", [f"hf-token={TOKEN}\nX=1", f"hf-token={TOKEN}'", "hf-token="])
+def test_hf_token_that_secrets_env_cannot_hold_is_refused_unechoed(tmp_path, capsys, item):
+    line = _refused(capsys, _render(tmp_path, "--set", item), "hf-token")
+    assert TOKEN not in line
+    assert not (tmp_path / "state" / "cpu").exists()
+
+
+@pytest.mark.parametrize("key", ["api-key", "some-secret", "db-password", "ssl-token"])
+def test_other_secret_like_flags_are_refused(tmp_path, capsys, key):
+    line = _refused(capsys, _render(tmp_path, "--set", f"{key}=sekrit-value"), key)
+    assert "sekrit-value" not in line
+
+
+def test_secret_in_a_stack_file_is_refused(tmp_path):
+    from rentstack.config.tiers import _validate
+    from rentstack.errors import RentstackError
+    data = yaml.safe_load((Path(__file__).parents[2] / "stacks" / "cpu.yaml").read_text())
+    data["vllm"]["hf-token"] = TOKEN
+    with pytest.raises(RentstackError) as err:
+        _validate(data, "stacks/cpu.yaml")
+    assert "hf-token" in str(err.value) and TOKEN not in str(err.value)
