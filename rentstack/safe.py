@@ -65,16 +65,16 @@ def check_text(field: str, value: object, *, secret: bool = False) -> str:
     return value
 
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}", re.ASCII)
 """Tier, preset, catalog and builtin names: lower case, no path separators, cannot start with a dot."""
 
 
 def check_name(field: str, value: object) -> str:
     """A name that is safe as a file name, a compose profile and a directory: [a-z0-9][a-z0-9._-]*."""
     text = check_text(field, value)
-    if not NAME_RE.match(text):
+    if not NAME_RE.fullmatch(text):
         raise RentstackError(
-            f"{field} {text!r} is not a valid name: use 1-64 lower-case letters, digits, '.', '_' or '-', "
+            f"{field} {text!r} is not a valid name: use 1-100 lower-case letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (no '/', no spaces)")
     return text
 

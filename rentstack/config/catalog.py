@@ -15,15 +15,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rentstack.errors import RentstackError, did_you_mean
 from rentstack.config.errors import explain
 from rentstack.config.tiers import STACKS_DIR
+from rentstack.safe import check_name, check_text, inside, load_yaml
 
 SCHEMES = ("modelscope", "hf", "local", "builtin")
-_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# ORG/NAME, ASCII, each part starting with a letter or digit: no '..', no trailing newline
+# (matched with fullmatch: `$` would let one through), so NAME is a safe directory name.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
 
 
 class Source(BaseModel):
@@ -32,6 +34,13 @@ class Source(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     scheme: Literal["modelscope", "hf", "local", "builtin"]
     ref: str = Field(min_length=1, description="Hub id (org/name), host path, or builtin name.")
+
+    @model_validator(mode="after")
+    def _safe_ref(self) -> Source:
+        # The ref becomes a directory name under the models dir (and a path on hosts):
+        # refuse anything that could climb out of it, whoever built this Source.
+        _check_ref(self.scheme, self.ref, f"{self.scheme}:{self.ref}")
+        return self
 
     def __str__(self) -> str:
         return f"{self.scheme}:{self.ref}"
@@ -42,8 +51,24 @@ class Source(BaseModel):
         return Path(self.ref.rstrip("/")).name.lower() if self.scheme != "builtin" else self.ref
 
 
+def _check_ref(scheme: str, ref: str, text: str) -> None:
+    check_text("model", text)
+    if scheme in ("modelscope", "hf") and not _ID.fullmatch(ref):
+        raise RentstackError(f"model {text!r}: a {scheme} id looks like ORG/NAME (e.g. {scheme}:Qwen/Qwen3-8B)")
+    if scheme == "builtin":
+        check_name("builtin model name", ref)
+    if scheme == "local":
+        name = Path(ref.rstrip("/")).name
+        if not ref.startswith("/") or name in ("", ".", ".."):
+            raise RentstackError(f"model {text!r}: a local model is an absolute path to its directory, "
+                                 "e.g. local:/data/models/qwen3-8b")
+        # its lower-cased name becomes the served model name and a directory name
+        check_name(f"local model directory name in {text!r} (lower-cased)", name.lower())
+
+
 def parse_source(text: str) -> Source:
     """'modelscope:Qwen/Qwen3-8B' -> Source; an id without a scheme is refused with the fix."""
+    check_text("--model", text)
     scheme, sep, ref = str(text).partition(":")
     if not sep:
         raise RentstackError(
@@ -52,8 +77,7 @@ def parse_source(text: str) -> Source:
     if scheme not in SCHEMES:
         raise RentstackError(f"model source {scheme!r} in {text!r} is unknown{did_you_mean(scheme, SCHEMES)}; "
                              f"use one of: {', '.join(s + ':' for s in SCHEMES)}")
-    if scheme in ("modelscope", "hf") and not _ID.match(ref):
-        raise RentstackError(f"model {text!r}: a {scheme} id looks like ORG/NAME (e.g. {scheme}:Qwen/Qwen3-8B)")
+    _check_ref(scheme, ref, text)
     return Source(scheme=scheme, ref=ref)
 
 
@@ -75,16 +99,21 @@ class CatalogModel(BaseModel):
     def _parse(cls, value: object) -> object:
         return parse_source(value) if isinstance(value, str) else value
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name("catalog model name", value)
+
     @property
     def config_path(self) -> Path | None:
-        return STACKS_DIR / self.config if self.config else None
+        return inside(f"models.{self.name}.config", STACKS_DIR, self.config) if self.config else None
 
 
 @lru_cache(maxsize=4)
 def load_catalog(stacks_dir: Path = STACKS_DIR) -> dict[str, CatalogModel]:
     """stacks/models.yaml as name -> CatalogModel."""
     where = "stacks/models.yaml"
-    data = yaml.safe_load((stacks_dir / "models.yaml").read_text())
+    data = load_yaml(stacks_dir / "models.yaml", field=where)
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         raise RentstackError(f"{where}: expected a top-level 'models:' mapping")
     out = {}
@@ -99,6 +128,7 @@ def load_catalog(stacks_dir: Path = STACKS_DIR) -> dict[str, CatalogModel]:
 def resolve_model(name_or_source: str) -> CatalogModel:
     """A catalog name, or a source string made into an ad-hoc entry (no shipped config)."""
     catalog = load_catalog()
+    check_text("--model", name_or_source)
     if name_or_source in catalog:
         return catalog[name_or_source]
     if ":" not in name_or_source and "/" not in name_or_source:   # a catalog name, misspelt

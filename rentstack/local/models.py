@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from rentstack.errors import RentstackError
+from rentstack.safe import inside
 from rentstack.local.docker import run
 from rentstack.remote.download import SCRIPT_PATH, fetch_command, parse_summary
 from rentstack.config import CatalogModel
@@ -22,9 +23,10 @@ def model_ready(path: Path) -> bool:
 
 def ensure_model(entry: CatalogModel, models_dir: Path) -> Path:
     """The model's directory under models_dir, converting the builtin one when missing."""
-    target = models_dir / entry.source.dirname
     if entry.source.scheme == "local":
         target = Path(entry.source.ref)
+    else:
+        target = inside("model directory", models_dir, entry.source.dirname)
     if model_ready(target):
         print(f"model: {target} is ready")
         return target

@@ -26,6 +26,7 @@ from rentstack.remote.layout import GIB, Layout, check_space, env_sh_text, parse
 from rentstack.remote.host_state import HostState, checksum, parse_state, state_path
 from rentstack.remote.steps import RunReport, Step, StopRun
 from rentstack.render import Deployment, build_deployment, image_for, render_compose_env, render_vllm_yaml
+from rentstack.safe import inside
 from rentstack.config import CatalogModel, Tier, load_tier, resolve_model
 from rentstack.verify import SMOKE_PROMPT, chat
 
@@ -274,7 +275,8 @@ class HostRun:
     def local_model_dir(self) -> Path | None:
         if self.model.source.scheme != "builtin":
             return None
-        return LOCAL_MODELS / self.model.source.dirname
+        # the upload's source: a name checked by the catalog, resolved inside the models dir
+        return inside("builtin model", LOCAL_MODELS, self.model.source.dirname)
 
     @cached_property
     def local_files(self) -> list[tuple[str, int, int]]:

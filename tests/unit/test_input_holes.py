@@ -106,3 +106,39 @@ def test_secret_in_a_stack_file_is_refused(tmp_path):
     with pytest.raises(RentstackError) as err:
         _validate(data, "stacks/cpu.yaml")
     assert "hf-token" in str(err.value) and TOKEN not in str(err.value)
+
+
+# --- item 3: builtin:../../../etc climbed out of the models directory -------------------------
+@pytest.mark.parametrize("model,field", [
+    ("builtin:../../../etc", "builtin model name"),
+    ("builtin:/etc", "builtin model name"),
+    ("builtin:..", "builtin model name"),
+    ("hf:Qwen/..", "hf id"),
+    ("modelscope:../Qwen3-8B", "modelscope id"),
+    ("local:/etc/..", "local model"),
+    ("local:relative/dir", "local model"),
+])
+def test_model_names_cannot_traverse(tmp_path, capsys, model, field):
+    _refused(capsys, _render(tmp_path, "--model", model, "--force"), field)
+    assert not (tmp_path / "state" / "cpu").exists()
+
+
+def test_source_built_directly_is_checked_too():
+    from rentstack.config.catalog import Source
+    from rentstack.errors import RentstackError
+    with pytest.raises(RentstackError):
+        Source(scheme="builtin", ref="../../../etc")
+
+
+def test_model_directory_resolves_inside_models_dir(tmp_path):
+    from rentstack.safe import inside
+    from rentstack.config import resolve_model
+    entry = resolve_model("smollm2-135m")
+    assert inside("model", tmp_path, entry.source.dirname) == (tmp_path / "smollm2-135m").resolve()
+
+
+# --- item 9 (id part): a trailing newline passed the hf:/modelscope: id check -----------------
+@pytest.mark.parametrize("model", ["hf:Qwen/Qwen3-8B\n", "modelscope:Qwen/Qwen3-8B\n", "hf:Qwen/Qwen3-8B\r",
+                                   "hf:Qwen/Qwen3\u20138B", "hf:Ｑwen/Qwen3-8B"])
+def test_hub_ids_match_exactly(tmp_path, capsys, model):
+    _refused(capsys, _render(tmp_path, "--model", model, "--force"), "model")
