@@ -36,7 +36,7 @@ def tier_from_args(args: argparse.Namespace, default: str | None = "cpu") -> Tie
             raise RentstackError(f"--gpus {args.gpus}: need at least 1 card (use --tier cpu for none)")
         tier = custom_tier(args.gpus, parse_size_gib(args.gpu_mem), free_gib=args.free_gib)
     else:
-        name = args.tier or default
+        name = args.tier if args.tier is not None else default   # "" is refused, not the default
         if name is None:
             raise RentstackError("choose hardware: --tier NAME, or --gpus N --gpu-mem SIZE")
         tier = load_tier(name).with_preset(args.preset)

@@ -7,20 +7,43 @@ by the planner at render time; values written here are checked by it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rentstack.errors import RentstackError, one_of
 from rentstack.config.errors import explain
 from rentstack.config.vllm_args import check_vllm_settings
+from rentstack.safe import NAME_RE, _bad_char, check_name, check_text, load_yaml
 
 STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"
 """Tier files live at the repository's top level, next to compose.yaml."""
 
 _FORBID = ConfigDict(extra="forbid", frozen=True)
+
+# Tier values end up in compose.yaml, env files, directory names and terminal output; the
+# validators below keep each to what its place can carry (safe.py has the same rules).
+_NAME_FIX = "use 1-100 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+_SHM_SIZE = re.compile(r"[0-9]{1,6}(\.[0-9]+)?[bkmg]b?", re.ASCII | re.IGNORECASE)
+
+
+def _plain_text(value: str) -> str:
+    """For pydantic validators: refuse control characters (a newline in a description used
+    to add lines to compose.yaml) with a ValueError, so the error names the key."""
+    bad = _bad_char(value)
+    if bad:
+        raise ValueError(f"contains a {bad[1]} at position {bad[0]}: remove it "
+                         "(control characters and line breaks are not allowed)")
+    return value
+
+
+def _name(value: str) -> str:
+    if not NAME_RE.fullmatch(value):
+        raise ValueError(f"not a valid name: {_NAME_FIX}")
+    return value
 
 
 class Gpu(BaseModel):
@@ -35,6 +58,11 @@ class Gpu(BaseModel):
         description="Memory a process may really use per card (vGPU slice or shared card); "
                     "default: all of memory_gib.")
     p2p: bool = Field(True, description="Cards reach each other peer-to-peer (NVLink or PCIe P2P).")
+
+    @field_validator("name")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _plain_text(value)
 
     @model_validator(mode="after")
     def _free_within_total(self) -> Gpu:
@@ -61,6 +89,11 @@ class Preset(BaseModel):
     vllm: dict[str, object] = Field(default_factory=dict, description="vLLM settings, long flag names.")
     measured: str = Field("", description="What was measured on the real card, for the record.")
 
+    @field_validator("description", "measured", "model")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return _plain_text(value) if isinstance(value, str) else value
+
 
 class Tier(BaseModel):
     """One hardware tier: stacks/<name>.yaml."""
@@ -77,6 +110,40 @@ class Tier(BaseModel):
     vllm: dict[str, object] = Field(default_factory=dict, description="vLLM settings, long flag names.")
     presets: dict[str, Preset] = Field(default_factory=dict, description="Named deployments on this tier.")
 
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return _name(value)
+
+    @field_validator("description", "model")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _plain_text(value)
+
+    @field_validator("shm_size")
+    @classmethod
+    def _shm(cls, value: str) -> str:
+        if not _SHM_SIZE.fullmatch(value):
+            raise ValueError("write a size like 2gb, 512m or 1g")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not _ENV_NAME.fullmatch(key):
+                raise ValueError(f"variable name {key!r} is not valid: use letters, digits and '_'")
+            _plain_text(item)
+        return value
+
+    @field_validator("presets")
+    @classmethod
+    def _preset_names(cls, value: dict[str, Preset]) -> dict[str, Preset]:
+        for key in value:
+            if not NAME_RE.fullmatch(key):
+                raise ValueError(f"preset name {key!r} is not valid: {_NAME_FIX}")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Tier:
         if self.accelerator == "gpu" and (self.gpu.count < 1 or self.gpu.memory_gib <= 0):
@@ -89,6 +156,7 @@ class Tier(BaseModel):
         """This tier with a preset's gpu and vllm overrides applied (None: unchanged)."""
         if not name:
             return self
+        check_text("--preset", name)
         if name not in self.presets:
             raise one_of(f"preset for tier {self.name}", name, self.presets)
         preset = self.presets[name]
@@ -102,7 +170,7 @@ class Tier(BaseModel):
 
 def list_tiers(stacks_dir: Path = STACKS_DIR) -> list[str]:
     """Names of the shipped tiers (one YAML file each, models.yaml excluded)."""
-    return sorted(p.stem for p in stacks_dir.glob("*.yaml") if p.stem != "models")
+    return sorted(p.stem for p in stacks_dir.glob("*.yaml") if p.stem != "models" and NAME_RE.fullmatch(p.stem))
 
 
 def _validate(data: object, where: str) -> Tier:
@@ -119,15 +187,19 @@ def _validate(data: object, where: str) -> Tier:
 
 
 def load_tier(name: str, stacks_dir: Path = STACKS_DIR) -> Tier:
-    """Read and validate stacks/<name>.yaml; unknown names list the tiers."""
+    """Read and validate stacks/<name>.yaml; unknown names list the tiers.
+
+    A tier is a name, never a path: the name becomes a directory under the state dir and a
+    compose profile, so `--tier ../x` or `--tier /tmp/x` is refused before any file is read."""
+    check_text("--tier", name)
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        raise RentstackError(f"--tier {name!r} is a path: a tier is a name from stacks/ "
+                             f"({', '.join(list_tiers(stacks_dir))}); copy a tier file into stacks/ to add one")
+    check_name("--tier", name)
     path = stacks_dir / f"{name}.yaml"
     if name == "models" or not path.is_file():
         raise one_of("tier", name, list_tiers(stacks_dir))
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RentstackError(f"stacks/{name}.yaml is not valid YAML: {exc}".splitlines()[0]) from None
-    tier = _validate(data, f"stacks/{name}.yaml")
+    tier = _validate(load_yaml(path, field=f"stacks/{name}.yaml"), f"stacks/{name}.yaml")
     if tier.name != name:
         raise RentstackError(f"stacks/{name}.yaml: name {tier.name!r} must match the file name {name!r}")
     return tier

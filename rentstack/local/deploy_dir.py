@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rentstack.errors import RentstackError
-from rentstack.safe import env_line
+from rentstack.safe import check_name, check_text, env_line
 from rentstack.render import Deployment, render_compose_env, render_vllm_yaml
 
 SECRETS_FILE = "secrets.env"
@@ -62,10 +62,26 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
+_RENDERED = ("vllm.yaml", "compose.env", SECRETS_FILE)
+
+
+def _check_replaceable(target: Path, state_root: Path) -> None:
+    """A render replaces state_root/<tier> wholesale: refuse when that is not an earlier
+    render (`--state-dir /` must not swap out an unrelated /cpu)."""
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_symlink() or not target.is_dir() or (
+            any(target.iterdir()) and not any((target / name).is_file() for name in _RENDERED)):
+        raise RentstackError(f"--state-dir {str(state_root)!r}: {target} exists and is not a rentstack render "
+                             "(no vllm.yaml, compose.env or secrets.env): choose another --state-dir")
+
+
 def write_deployment(dep: Deployment, state_root: Path, cache_dir: Path) -> Rendered:
     """Render `dep` into state_root/<tier>/ atomically; returns the paths."""
+    check_text("--state-dir", str(state_root))
     state_root = state_root.resolve()
-    target = state_root / dep.tier.name
+    target = state_root / check_name("tier", dep.tier.name)
+    _check_replaceable(target, state_root)
     try:
         state_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -14,7 +14,7 @@ import jinja2
 
 from rentstack import __version__
 from rentstack.render.deployment import Deployment
-from rentstack.safe import env_line
+from rentstack.safe import check_text, env_line
 from rentstack.config import Tier, list_tiers
 from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE, VLLM_VERSION
 
@@ -103,7 +103,8 @@ def _service(tier: Tier) -> dict:
     return {
         "service": f"vllm-{tier.name}",
         "profile": tier.name,
-        "description": tier.description,
+        # a YAML comment line in compose.yaml: a line break would start YAML of its own
+        "description": check_text(f"stacks/{tier.name}.yaml description", tier.description),
         "image": image_for(tier),
         "cpu": cpu,
         "shm_size": tier.shm_size,

@@ -142,3 +142,105 @@ def test_model_directory_resolves_inside_models_dir(tmp_path):
                                    "hf:Qwen/Qwen3\u20138B", "hf:Ｑwen/Qwen3-8B"])
 def test_hub_ids_match_exactly(tmp_path, capsys, model):
     _refused(capsys, _render(tmp_path, "--model", model, "--force"), "model")
+
+
+# --- item 4: --tier took a path; its name: became an output directory; YAML bombs ------------
+@pytest.mark.parametrize("tier", ["/tmp/x", "../../tmp/x", "x.yaml", "./cpu", "cpu/../cpu", "CPU", "cpu\n", ""])
+def test_tier_is_a_name_never_a_path(tmp_path, capsys, tier):
+    _refused(capsys, ["render", "--tier", tier, "--state-dir", str(tmp_path / "state")], "tier")
+    assert not (tmp_path / "state").exists()
+
+
+def test_crafted_tier_file_name_cannot_pick_the_output_directory(tmp_path):
+    from rentstack.config.tiers import load_tier
+    from rentstack.errors import RentstackError
+    data = yaml.safe_load((Path(__file__).parents[2] / "stacks" / "cpu.yaml").read_text())
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    for name in ["/tmp/x", "../x", "x\ny"]:
+        data["name"] = name
+        (stacks / "evil.yaml").write_text(yaml.safe_dump(data))
+        with pytest.raises(RentstackError) as err:
+            load_tier("evil", stacks)
+        assert "name" in str(err.value)
+
+
+BOMB = "".join(f"{c}: &{c} [{','.join(['*' + p] * 9) if p else '1,2,3,4,5,6,7,8,9'}]\n"
+               for p, c in zip([None, *"abcdefgh"], "abcdefghi"))
+
+
+def test_yaml_bomb_in_stacks_is_refused_fast(tmp_path):
+    import time
+    from rentstack.config.catalog import load_catalog
+    from rentstack.config.tiers import load_tier
+    from rentstack.errors import RentstackError
+    (tmp_path / "bomb.yaml").write_text(BOMB)
+    (tmp_path / "models.yaml").write_text("models:\n" + "".join("  " + l + "\n" for l in BOMB.splitlines()))
+    start = time.monotonic()
+    with pytest.raises(RentstackError, match="bomb"):
+        load_tier("bomb", tmp_path)
+    with pytest.raises(RentstackError, match="bomb"):
+        load_catalog.__wrapped__(tmp_path)
+    assert time.monotonic() - start < 3
+
+
+def test_state_dir_root_does_not_replace_an_unrelated_directory(tmp_path, capsys):
+    unrelated = tmp_path / "cpu"
+    unrelated.mkdir()
+    (unrelated / "precious.txt").write_text("keep me")
+    _refused(capsys, ["render", "--tier", "cpu", "--state-dir", str(tmp_path)], "--state-dir")
+    assert (unrelated / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cpu"]
+
+
+def test_rerender_over_an_earlier_render_still_works(tmp_path, capsys):
+    argv = _render(tmp_path)
+    assert main(argv) == 0
+    key = (tmp_path / "state" / "cpu" / "secrets.env").read_text()
+    assert main(argv) == 0
+    assert (tmp_path / "state" / "cpu" / "secrets.env").read_text() == key
+
+
+# --- item 9 (template part): a multi-line description added a service to compose.yaml ---------
+def test_multiline_description_cannot_add_yaml(tmp_path):
+    from rentstack.config.tiers import _validate
+    from rentstack.errors import RentstackError
+    data = yaml.safe_load((Path(__file__).parents[2] / "stacks" / "cpu.yaml").read_text())
+    data["description"] = "fine\n  evil:\n    image: busybox\n    privileged: true"
+    with pytest.raises(RentstackError, match="description"):
+        _validate(data, "stacks/cpu.yaml")
+    # and the renderer refuses one even when handed a tier built past validation
+    from rentstack.config import load_tier
+    from rentstack.render.templates import render_root_compose
+    evil = load_tier("cpu").model_copy(update={"description": data["description"]})
+    with pytest.raises(RentstackError, match="description"):
+        render_root_compose([evil])
+
+
+@pytest.mark.parametrize("key,value", [("shm_size", "2gb\n    privileged: true"), ("env", {"A: 1\nB": "x"}),
+                                       ("env", {"A": "x\ny"}), ("presets", {"../x": {}}),
+                                       ("gpu", {"name": "\x1b]0;pwned\x07"})])
+def test_other_tier_values_that_reach_compose_yaml_are_checked(key, value):
+    from rentstack.config.tiers import _validate
+    from rentstack.errors import RentstackError
+    data = yaml.safe_load((Path(__file__).parents[2] / "stacks" / "4090x1.yaml").read_text())
+    data[key] = value
+    with pytest.raises(RentstackError) as err:
+        _validate(data, "stacks/4090x1.yaml")
+    assert key in str(err.value)
+
+
+def test_tier_path_with_matching_name_cannot_replace_a_directory(tmp_path, capsys):
+    """The issue's exploit: --tier /x/evil with /x/evil.yaml saying `name: /x/evil` made
+    state_dir / name == /x/evil, which the render swapped out."""
+    data = yaml.safe_load((Path(__file__).parents[2] / "stacks" / "cpu.yaml").read_text())
+    victim = tmp_path / "evil"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    data["name"] = str(victim)
+    (tmp_path / "evil.yaml").write_text(yaml.safe_dump(data))
+    _refused(capsys, ["render", "--tier", str(victim), "--state-dir", str(tmp_path / "state"),
+                      "--models-dir", str(tmp_path / "models")], "--tier")
+    assert (victim / "precious.txt").read_text() == "keep me"
+    (tmp_path / "bomb.yaml").write_text(BOMB)
+    _refused(capsys, ["render", "--tier", str(tmp_path / "bomb")], "--tier")
