@@ -17,9 +17,16 @@ PY     := $(VENV)/bin/python
 RS     := $(VENV)/bin/rentstack
 PYTEST := $(VENV)/bin/pytest
 
+# A variable as one single-quoted shell word. $(value X) is X as written: neither make
+# (`$(shell ...)` in an environment variable) nor the shell (`$(id)`, spaces, `;`) runs or
+# splits anything in it. ARGS alone is shell text on purpose: extra flags, as typed.
+q = '$(subst ','\'',$(value $(1)))'
+qw = '$(subst ','\'',$(1))'
+
 # Optional flags, only when the variable is set.
-tier_flags = --tier $(TIER) $(if $(PRESET),--preset $(PRESET)) $(if $(MODEL),--model $(MODEL)) \
-             --port $(PORT) $(foreach s,$(SET),--set $(s))
+tier_flags = --tier $(call q,TIER) $(if $(value PRESET),--preset $(call q,PRESET)) \
+             $(if $(value MODEL),--model $(call q,MODEL)) --port $(call q,PORT) \
+             $(foreach s,$(value SET),--set $(call qw,$(s)))
 
 .PHONY: help venv host image render up down status logs smoke doctor plan compose.yaml \
         provision fab-status fab-down \
@@ -28,7 +35,7 @@ tier_flags = --tier $(TIER) $(if $(PRESET),--preset $(PRESET)) $(if $(MODEL),--m
 help: ## list the targets and variables
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo ""
-	@echo "  variables: TIER=$(TIER) MODEL=$(MODEL) PRESET=$(PRESET) PORT=$(PORT) SET='key=value ...' AUTO_FIX=$(AUTO_FIX) BASE=$(BASE)"
+	@echo "  variables: TIER="$(call q,TIER)" MODEL="$(call q,MODEL)" PRESET="$(call q,PRESET)" PORT="$(call q,PORT)" SET='key=value ...' AUTO_FIX="$(call q,AUTO_FIX)" BASE="$(call q,BASE)
 	@echo "  tiers:     $$(ls stacks | sed -n 's/\.yaml$$//p' | grep -v '^models$$' | tr '\n' ' ')"
 
 venv: ## create .venv with rentstack and the test tools (reinstalls when pyproject.toml changes)
@@ -38,41 +45,41 @@ host: ## install/start the Docker engine and Compose v2 if missing (root)
 	@bash scripts/prepare-host.sh
 
 image: venv host ## build the vLLM CPU image from package mirrors (BASE=python:3.11-slim to use a registry base)
-	@$(RS) image $(if $(BASE),--base $(BASE))
+	@$(RS) image $(if $(value BASE),--base $(call q,BASE))
 
 render: venv ## render .rentstack/TIER/ (vLLM config, compose values, API key)
 	@$(RS) render $(tier_flags) $(ARGS)
 
 up: venv host ## start TIER (default cpu) and wait until healthy; AUTO_FIX=N retries with the doctor's fix
-	@$(RS) up $(tier_flags) --auto-fix $(AUTO_FIX) $(if $(BASE),--base $(BASE)) $(ARGS)
+	@$(RS) up $(tier_flags) --auto-fix $(call q,AUTO_FIX) $(if $(value BASE),--base $(call q,BASE)) $(ARGS)
 
 down: venv ## stop TIER
-	@$(RS) down --tier $(TIER)
+	@$(RS) down --tier $(call q,TIER)
 
 status: venv ## show TIER's container state and health
-	@$(RS) status --tier $(TIER)
+	@$(RS) status --tier $(call q,TIER)
 
 logs: venv ## print TIER's server log
-	@$(RS) logs --tier $(TIER)
+	@$(RS) logs --tier $(call q,TIER)
 
 smoke: venv ## send a real chat request with the key; print the reply and tokens/s
-	@$(RS) smoke --tier $(TIER)
+	@$(RS) smoke --tier $(call q,TIER)
 
 doctor: venv ## explain a vLLM log: make doctor LOG=file (default: TIER's server log)
-	@if [ "$(LOG)" = "-" ]; then $(RS) logs --tier $(TIER) | $(RS) doctor -; else $(RS) doctor $(LOG); fi
+	@if [ $(call q,LOG) = "-" ]; then $(RS) logs --tier $(call q,TIER) | $(RS) doctor -; else $(RS) doctor $(call q,LOG); fi
 
 plan: venv ## memory plan for TIER and MODEL (auto-fit)
-	@$(RS) plan --tier $(TIER) $(if $(MODEL),--model $(MODEL)) --fit
+	@$(RS) plan --tier $(call q,TIER) $(if $(value MODEL),--model $(call q,MODEL)) --fit
 
 provision: venv ## provision a rented host over SSH: make provision HOST='ssh -p PORT root@HOST' [TIER= MODEL=]
-	@test -n "$(HOST)" || { echo "make provision: set HOST, e.g. HOST='ssh -p 12345 root@region-1.autodl.com'" >&2; exit 2; }
-	@$(VENV)/bin/fab provision --host "$(HOST)" --tier $(TIER) $(if $(MODEL),--model $(MODEL)) $(ARGS)
+	@test -n $(call q,HOST) || { echo "make provision: set HOST, e.g. HOST='ssh -p 12345 root@region-1.autodl.com'" >&2; exit 2; }
+	@$(VENV)/bin/fab provision --host $(call q,HOST) --tier $(call q,TIER) $(if $(value MODEL),--model $(call q,MODEL)) $(ARGS)
 
 fab-status: venv ## the server on a rented host: make fab-status HOST=...
-	@$(VENV)/bin/fab status --host "$(HOST)" --tier $(TIER)
+	@$(VENV)/bin/fab status --host $(call q,HOST) --tier $(call q,TIER)
 
 fab-down: venv ## stop the server on a rented host: make fab-down HOST=...
-	@$(VENV)/bin/fab down --host "$(HOST)" --tier $(TIER)
+	@$(VENV)/bin/fab down --host $(call q,HOST) --tier $(call q,TIER)
 
 compose.yaml: venv ## regenerate compose.yaml from stacks/ and templates/
 	@$(RS) render --compose
