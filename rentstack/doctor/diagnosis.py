@@ -6,19 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CAUSES = (
-    "cuda_oom",
-    "no_kv_cache_memory",
-    "max_model_len_too_large",
-    "insufficient_free_memory",
-    "nccl_p2p",
-    "model_not_found",
-    "port_in_use",
-    "bad_argument",
-    "unknown",
-)
-"""The failure causes `rentstack doctor --json` may report (null when the start succeeded)."""
-
 
 @dataclass
 class Fix:
@@ -57,7 +44,7 @@ class Diagnosis:
     status: str
     """"ok" (the server came up) or "failed"."""
     cause: str | None
-    """One of CAUSES, or None when ok."""
+    """One of rentstack.doctor.causes.CAUSES (a registered cause or "unknown"), or None when ok."""
     phase: str | None
     """Where the start was: startup, weight_loading, profiling, kv_cache_allocation,
     cuda_graph_capture, sampler_warmup, runtime."""

@@ -14,31 +14,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from rentstack.doctor import causes
 from rentstack.doctor import patterns as P
+from rentstack.doctor.phases import PHASE_ORDER
 
 MAX_LINE_CHARS = 64 * 1024
 """Longer lines are cut before matching: vLLM's longest line (the args Namespace) is ~6 KB."""
 
-PHASE_ORDER = (
-    "startup",
-    "weight_loading",
-    "profiling",
-    "kv_cache_allocation",
-    "cuda_graph_capture",
-    "sampler_warmup",
-    "runtime",
-)
-"""Start phases in the order the V1 engine runs them (gpu_worker: load_model → determine_available_memory
-→ initialize_from_config → compile_or_warm_up_model (graphs, then sampler) → API server up)."""
-
-
 def _num(text: str) -> float:
     return float(text.replace(",", ""))
-
-
-def _to_gib(value: float, unit: str | None) -> float:
-    unit = (unit or "GiB").upper().replace("I", "")
-    return value * {"GB": 1.0, "MB": 1 / 1024, "KB": 1 / 1024**2}.get(unit, 1.0)
 
 
 def _kebab(name: str) -> str:
@@ -98,7 +82,7 @@ class LogFacts:
                                        or "vllm" in line.lower()):
             self.vllm_lines += 1  # only needed to tell a vLLM log from another; stop counting early
         self.tail.append(line.strip()[:300])
-        if not P.TRIGGER.search(line):
+        if not causes.TRIGGER.search(line):
             self._code_line_next = False
             return
         if "[--" in line and len(self.usage_flags) < 4000:
@@ -317,72 +301,10 @@ class LogFacts:
         self._match_failure(line)
 
     def _match_failure(self, line: str) -> None:
-        if "No available memory" in line and P.NO_KV_MEMORY.search(line):
-            self._fail("no_kv_cache_memory", line, "kv_cache_allocation")
-            return
-        m = P.MAX_SEQ_LEN_V1.search(line)
-        if m:
-            est = P.ESTIMATED_MAX_LEN.search(m.group("rest") or "")
-            self._fail(
-                "max_model_len_too_large", line, "kv_cache_allocation",
-                max_model_len=int(m.group("len")), needed_kv_gib=float(m.group("needed")),
-                available_kv_gib=float(m.group("avail")),
-                suggested_max_model_len=int(est.group("len")) if est else None,
-            )
-            return
-        m = P.MAX_SEQ_LEN_V0.search(line)
-        if m:
-            self._fail("max_model_len_too_large", line, "kv_cache_allocation",
-                       max_model_len=int(m.group("len")), kv_cache_tokens=int(m.group("tokens")))
-            return
-        m = P.FREE_MEMORY.search(line) or P.FREE_MEMORY_CPU.search(line)
-        if m:
-            where = m.groupdict().get("device") or (f"cpu node {m.group('node')}" if "node" in m.groupdict() else None)
-            self._fail(
-                "insufficient_free_memory", line, "startup", device=where,
-                free_gib=float(m.group("free")), total_gpu_gib=float(m.group("total")),
-                gpu_memory_utilization=float(m.group("util")), requested_gib=float(m.group("requested")),
-            )
-            return
-        m = P.SAMPLER_OOM.search(line)
-        if m:
-            self._fail("cuda_oom", line, "sampler_warmup", sampler_dummy_requests=int(m.group("n")))
-            return
-        m = P.TORCH_OOM.search(line)
-        if m:
-            details: dict[str, Any] = {"oom_tried_gib": round(_to_gib(float(m.group("tried")), m.group("unit")), 4)}
-            if m.group("total"):
-                details["oom_total_gib"] = round(_to_gib(float(m.group("total")), m.group("tunit")), 4)
-                details["oom_free_gib"] = round(_to_gib(float(m.group("free")), m.group("funit")), 4)
-                details["oom_gpu"] = int(m.group("gpu"))
-            self._fail("cuda_oom", line, None, **details)
-            return
-        if P.GENERIC_OOM.search(line):
-            self._fail("cuda_oom", line, None)
-            return
-        if P.NCCL_ERROR.search(line):
-            self._fail("nccl_p2p", line, None)
-            return
-        if "Retrying with a new port" not in line:
-            m = P.PORT_IN_USE.search(line)
-            if m:
-                addr = P.BIND_ADDR.search(line)
-                details = {}
-                if addr:
-                    details = {"host": addr.group("host"), "port": int(addr.group("port"))}
-                self._fail("port_in_use", line, "startup", **details)
-                return
-        m = P.MODEL_MISSING.search(line)
-        if m:
-            what = next((v for v in m.groupdict().values() if v), None)
-            if what is None and "tokenizer" in line.lower():
-                what = "tokenizer files (tokenizer.json / tokenizer_config.json)"
-            self._fail("model_not_found", line, "startup", missing=what)
-            return
-        m = P.BAD_ARGUMENT.search(line)
-        if m:
-            details = {k: v.strip() for k, v in m.groupdict().items() if v}
-            self._fail("bad_argument", line, "startup", **details)
+        found = causes.match_failure(line)
+        if found:
+            cause, what = found
+            self._fail(cause.name, line, what.phase, **what.details)
 
 
 _USAGE_FLAG = re.compile(r"\[--([a-z0-9][a-z0-9-]*)")

@@ -34,18 +34,14 @@ TRIGGER_WORDS = (
     # phases
     "Starting", "Loading", "Profiling CUDA graph", "Capturing CUDA graph", "Compile and warming up",
     "Application startup complete", "Uvicorn running",
-    # failures and tracebacks
-    "Traceback", 'File "', "rror", "Exception", "Exit", "Engine core", "EngineCore failed", "EngineDead", "out of memory", "No available memory", "max seq len",
-    "Free memory", "Available memory on node", "NCCL", "nccl", "peer", "P2P", "Watchdog", "Custom allreduce", "Errno", "bind on",
-    "Cannot find", "does not appear", "Invalid repository", "not a valid", "Repository Not Found", "No such file",
-    "Can't load", "Unrecognized model", "No model weights", "Couldn't instantiate", "validation", "User-specified",
-    "Config file", "Unknown", "invalid choice", "[--",
+    # tracebacks, the engine's own failure line, hints, argparse's usage text
+    "Traceback", 'File "', "rror", "Exception", "Exit", "Engine core", "EngineCore failed", "EngineDead",
+    "Custom allreduce", "[--",
 )
-"""A line with none of these cannot match any pattern below, so the reader skips it after one
-search. Request logs and throughput lines — nearly all of a long-running server's log — fall here.
-Every pattern in this module needs one of these words; add the word when adding a pattern."""
-
-TRIGGER = re.compile("|".join(re.escape(w) for w in TRIGGER_WORDS))
+"""A line with none of these words (nor any cause's `triggers`) cannot match any pattern, so the
+reader skips it after one search. Request logs and throughput lines — nearly all of a long-running
+server's log — fall here. Every pattern in this module needs one of these words; add the word when
+adding a pattern. Each cause lists its own words (rentstack.doctor.causes.TRIGGER joins them)."""
 
 # --- what the run is ---------------------------------------------------------------------
 VERSION_BANNER = re.compile(
@@ -147,102 +143,9 @@ SERVER_UP = re.compile(r"Starting vLLM (?:API )?server|Application startup compl
 """api_server.py 'Starting vLLM API server %d on %s' (≤0.2x), launchers/entry.py 'Starting vLLM server on'
 (0.32), uvicorn's 'Application startup complete.'"""
 
-# --- failures ----------------------------------------------------------------------------
-NO_KV_MEMORY = re.compile(r"No available memory for the cache blocks")
-"""v1/core/kv_cache_utils.py check_enough_kv_cache_memory (all versions; V0 worker.py too)."""
-
-MAX_SEQ_LEN_V1 = re.compile(
-    r"max seq len \((?P<len>\d+)\), \((?P<needed>[0-9.]+) ?GiB KV cache is needed, which is larger than "
-    r"the available KV cache memory \((?P<avail>-?[0-9.]+) ?GiB\)\.?(?P<rest>.*)"
-)
-"""kv_cache_utils.py: 'To serve at least one request with the models's max seq len (L), (X GiB KV
-cache is needed ... (Y GiB). Based on the available memory, the estimated maximum model length
-is N.' The estimate is missing in 0.8.5 (a string-concatenation bug) and whenever N would be 0."""
-
-ESTIMATED_MAX_LEN = re.compile(r"estimated maximum model length is (?P<len>\d+)")
-
-MAX_SEQ_LEN_V0 = re.compile(
-    r"The model's max seq len \((?P<len>\d+)\) is larger than the maximum number of tokens that can be "
-    r"stored in KV cache \((?P<tokens>\d+)\)"
-)
-"""V0 worker.py / cpu_worker.py raise_if_cache_size_invalid."""
-
-FREE_MEMORY = re.compile(
-    r"Free memory on device(?: (?P<device>\S+))? \((?P<free>[0-9.]+)/(?P<total>[0-9.]+) ?GiB\) on startup"
-    r" is less than (?:desired GPU memory utilization|the engine's budget[^(]*?)\s*\((?P<util>[0-9.]+), (?P<requested>[0-9.]+) ?GiB\)"
-)
-"""v1/worker/gpu_worker.py init_device (0.9.1–0.18) / v1/worker/utils.py (0.19+). NB: 0.33 also logs
-an INFO line starting 'Free memory on device (...) on startup. Desired ...' that is not an error;
-this pattern needs 'is less than'."""
-
-FREE_MEMORY_CPU = re.compile(
-    r"Available memory on node (?P<node>\d+) \((?P<free>[0-9.]+)/(?P<total>[0-9.]+) ?GiB\) on startup is less than "
-    r"desired CPU memory utilization \((?P<util>[0-9.]+), (?P<requested>[0-9.]+) ?GiB\)"
-)
-"""v1/worker/cpu_worker.py (CPU builds, 0.32): the same check against host memory of one NUMA node."""
-
-SAMPLER_OOM = re.compile(r"CUDA out of memory occurred when warming up sampler with (?P<n>\d+) dummy requests")
-"""gpu_model_runner.py _dummy_sampler_run: OOM while sampling a [num_reqs, vocab] fp32 tensor."""
-
-TORCH_OOM = re.compile(
-    r"(?:torch\.(?:cuda\.)?OutOfMemoryError: )?CUDA out of memory\. Tried to allocate (?P<tried>[0-9.]+) ?(?P<unit>[GMK]i?B)"
-    r"(?:\. GPU (?P<gpu>\d+) has a total capacity of (?P<total>[0-9.]+) ?(?P<tunit>[GMK]i?B) of which "
-    r"(?P<free>[0-9.]+) ?(?P<funit>[GMK]i?B) is free)?"
-)
-"""PyTorch's caching allocator message (c10/cuda/CUDACachingAllocator.cpp)."""
-
-GENERIC_OOM = re.compile(r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|cudaErrorMemoryAllocation")
-
-NCCL_ERROR = re.compile(
-    r"NCCL error|ncclUnhandledCudaError|ncclSystemError|ncclInternalError|ncclInvalidUsage|ncclRemoteError"
-    r"|peer access is not supported between these two devices|P2P is not supported|NCCL WARN"
-    r"|Watchdog caught collective operation timeout|ProcessGroupNCCL.*(?:timeout|Timeout)"
-    r"|CUDA error: peer mapping"
-)
-"""torch.distributed / pynccl failures typical of consumer cards without NVLink (vllm#14449)."""
-
+# --- around failures (the failures themselves live in rentstack/doctor/causes/) ------------
 P2P_WARNING = re.compile(r"Custom allreduce is disabled because your platform lacks GPU P2P capability")
 """distributed/device_communicators/custom_all_reduce.py: a hint, not a failure."""
-
-PORT_IN_USE = re.compile(
-    r"\[Errno (?:98|48|10048)\][^\n]*?(?:address already in use|Address already in use)"
-    r"|error while attempting to bind on address \((?P<addr>[^)]*)\)"
-)
-"""uvicorn / asyncio bind failure. Not 'Address already in use. Retrying with a new port.'
-(config/parallel.py, a harmless internal retry)."""
-
-BIND_ADDR = re.compile(r"\('(?P<host>[^']*)', (?P<port>\d+)\)")
-
-MODEL_MISSING = re.compile(
-    r"Cannot find any model weights with `(?P<path>[^`]*)`"
-    r"|does not appear to have (?:a file named|any of the files) (?P<file>[\w.\-,/ ]+)"
-    r"|Invalid repository ID or local directory specified: '?(?P<repo>[^'\s]+)'?"
-    r"|is not a local folder and is not a valid model identifier"
-    r"|Repository Not Found for url"
-    r"|No such file or directory: '(?P<nofile>[^']*(?:config\.json|tokenizer[^']*|\.safetensors|\.bin))'"
-    r"|Can't load (?:the configuration|tokenizer) (?:of|for) '(?P<cant>[^']*)'"
-    r"|Unrecognized model in (?P<unrec>\S+)\. Should have a `model_type` key"
-    r"|No model weights found"
-    r"|Couldn't instantiate the backend tokenizer"
-    r"|HFValidationError"
-)
-"""Model directory incomplete or id unknown: model_loader/default_loader.py, transformers'
-configuration/tokenizer loaders and huggingface_hub validation."""
-
-BAD_ARGUMENT = re.compile(
-    r"error: unrecognized arguments: (?P<unrec>.+)"
-    r"|error: argument (?P<arg>[-\w/]+(?:/[-\w]+)?): (?P<problem>.+)"
-    r"|error: the following arguments are required: (?P<required>.+)"
-    r"|(?P<nval>\d+) validation errors? for (?P<model>\w+)"
-    r"|User-specified max_model_len \((?P<user_len>\d+)\) is greater than the derived max_model_len"
-    r"[^=]*?=(?P<derived_len>\d+)"
-    r"|Config file must be of a yaml/yml type"
-    r"|is not a valid (?:choice|value)"
-    r"|Unknown (?:quantization|dtype|kv cache dtype)[^\n]*"
-    r"|invalid choice: (?P<choice>'[^']*')"
-)
-"""argparse (FlexibleArgumentParser), pydantic config validation (config/*.py), model_config
-max_model_len check, and --config YAML loading (utils/argparse_utils.py)."""
 
 ENGINE_FAILED = re.compile(r"Engine core initialization failed|EngineCore failed to start|EngineDeadError")
 """v1/engine/core_client.py: a consequence, never the root cause: 'See root cause above'."""

@@ -1,0 +1,90 @@
+"""The cause registry: every cause module is registered, recognises its own example lines through
+the whole reader, and owns a unique name; adding a cause touches its module and the registry."""
+
+from __future__ import annotations
+
+import pkgutil
+import re
+
+import pytest
+
+import rentstack.doctor.causes as causes_pkg
+from rentstack.doctor import CAUSES, diagnose
+from rentstack.doctor.causes import BY_NAME, REGISTRY, TRIGGER, UNKNOWN, Cause, Found, match_failure
+from rentstack.doctor.parse import LogFacts
+
+EXAMPLES = [(c.name, line) for c in REGISTRY for line in c.examples]
+
+
+def test_every_cause_module_is_registered_once():
+    modules = {m.name for m in pkgutil.iter_modules(causes_pkg.__path__)} - {"base"}
+    assert modules == {c.name for c in REGISTRY}, "a module under causes/ is missing from REGISTRY (or misnamed)"
+    assert len(BY_NAME) == len(REGISTRY)
+    assert CAUSES == (*(c.name for c in REGISTRY), UNKNOWN)
+
+
+@pytest.mark.parametrize("cause", REGISTRY, ids=lambda c: c.name)
+def test_cause_is_complete(cause: Cause):
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", cause.name)
+    assert cause.summary and cause.triggers and cause.examples
+
+
+@pytest.mark.parametrize(("name", "line"), EXAMPLES)
+def test_example_is_recognised_by_its_cause_through_the_reader(name: str, line: str):
+    cause = BY_NAME[name]
+    assert isinstance(cause.match(line), Found)
+    assert any(word in line for word in cause.triggers), "the reader would skip this line"
+    assert TRIGGER.search(line)
+    first = match_failure(line)
+    assert first is not None and first[0].name == name, f"an earlier cause in REGISTRY takes it: {first[0].name}"
+    facts = LogFacts()
+    facts.feed(line + "\n")
+    assert [f.cause for f in facts.failures] == [name]
+
+
+def test_other_causes_examples_are_not_claimed():
+    for cause in REGISTRY:
+        for other, line in EXAMPLES:
+            if other != cause.name and REGISTRY.index(BY_NAME[other]) > REGISTRY.index(cause):
+                # a cause tried earlier must leave later causes' lines alone
+                assert cause.match(line) is None, f"{cause.name} claims {other}'s line: {line[:80]}"
+
+
+@pytest.mark.parametrize(("name", "line"), EXAMPLES)
+def test_each_example_alone_gives_a_verdict_with_words(name: str, line: str):
+    head = "INFO 11-21 14:20:00 [api_server.py:1] vLLM API server version 0.10.2\n"
+    d = diagnose([head, line + "\n"])
+    assert (d.status, d.cause) == ("failed", name)
+    assert d.explanation and d.evidence == line.strip()
+    for fix in d.fixes:
+        assert fix.why and fix.cost
+
+
+def test_a_secondary_cause_gives_way_to_the_root_cause():
+    nccl = BY_NAME["nccl_p2p"].examples[0]
+    oom = BY_NAME["cuda_oom"].examples[0]
+    assert BY_NAME["nccl_p2p"].secondary
+    assert diagnose([nccl + "\n", oom + "\n"]).cause == "cuda_oom"
+    assert diagnose([nccl + "\n"]).cause == "nccl_p2p"
+
+
+def test_a_new_cause_needs_only_its_module_and_the_registry(monkeypatch):
+    """What `releases` will do for driver failures: one Cause value, one REGISTRY entry."""
+    from rentstack.doctor import causes
+
+    line = "RuntimeError: The NVIDIA driver on your system is too old (found version 11040)."
+    new = Cause(
+        name="driver_too_old",
+        summary="the host's NVIDIA driver is older than the CUDA the image was built with",
+        triggers=("driver on your system is too old",),
+        match=lambda text: Found("startup", {"found": "11040"}) if "too old" in text else None,
+        explain=lambda ctx: f"The driver is too old (found {ctx.details['found']}).",
+        examples=(line,),
+    )
+    registry = (*causes.REGISTRY, new)
+    monkeypatch.setattr(causes, "REGISTRY", registry)
+    monkeypatch.setattr(causes, "BY_NAME", {c.name: c for c in registry})
+    monkeypatch.setattr(causes, "TRIGGER", re.compile(causes.TRIGGER.pattern + "|" + re.escape(new.triggers[0])))
+    d = diagnose(["INFO 01-01 00:00:00 [api_server.py:1] vLLM API server version 0.10.2\n", line + "\n"])
+    assert (d.cause, d.phase, d.fixes) == ("driver_too_old", "startup", [])
+    assert d.explanation == "The driver is too old (found 11040)."
