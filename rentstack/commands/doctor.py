@@ -11,6 +11,7 @@ from rentstack.doctor import PlannerInputs, iter_lines, lookup_calibration, save
 from rentstack.doctor.diagnose import judge, read_facts
 from rentstack.doctor.diagnosis import Diagnosis
 from rentstack.doctor.parse import LogFacts
+from rentstack.doctor.reader import strip_controls
 from rentstack.errors import RentstackError
 
 
@@ -130,7 +131,9 @@ def render_text(d: Diagnosis) -> str:
                 lines.append(f"     next start ({p.get('source')}): " + ", ".join(bits))
     elif d.status != "ok":
         lines += ["", "No launch flag fixes this; see the explanation above."]
-    return "\n".join(lines)
+    # The reader already strips escapes from log lines; values decoded from them (launch args) or
+    # added later must not reach the terminal raw either.
+    return "\n".join(strip_controls(line) for line in lines)
 
 
 def _flag_value(v: object) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from rentstack.doctor import causes
 from rentstack.doctor import patterns as P
 from rentstack.doctor.phases import PHASE_ORDER
+from rentstack.doctor.reader import strip_controls
 
 MAX_LINE_CHARS = 64 * 1024
 """Longer lines are cut before matching: vLLM's longest line (the args Namespace) is ~6 KB."""
@@ -74,8 +75,7 @@ class LogFacts:
             self.binary_lines += 1  # NUL bytes, or mostly undecodable bytes
             return
         line = raw[:MAX_LINE_CHARS].rstrip("\r\n")
-        if "\x1b" in line:
-            line = P.ANSI.sub("", line)
+        line = strip_controls(line)  # colours, and any escape a hostile log holds: never echoed
         if not line.strip():
             return
         if self.vllm_lines < 1000 and (P.LOG_PREFIX.search(line, 0, 200) or P.WORKER_TAG.match(line)
@@ -127,6 +127,8 @@ class LogFacts:
     def _launch_args(self, args: dict[str, Any], complete: bool) -> None:
         if not args:
             return
+        # literal_eval decodes an escaped "\x1b" in the logged text into a real ESC: clean the values too.
+        args = {_clean(k): _clean(v) for k, v in args.items()}
         merged = dict(self.figures.get("launch_args") or {})
         merged.update(args)
         self.figures["launch_args"] = merged
@@ -308,6 +310,16 @@ class LogFacts:
 
 
 _USAGE_FLAG = re.compile(r"\[--([a-z0-9][a-z0-9-]*)")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return strip_controls(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_clean(v) for v in value)
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    return value
 
 
 def _literal(text: str) -> Any:

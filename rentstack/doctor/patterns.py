@@ -13,9 +13,6 @@ import re
 NUM = r"(-?[0-9][0-9,]*(?:\.[0-9]+)?)"
 """A number as vLLM formats it: optional sign, thousands commas, optional decimals."""
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-"""Colour codes: the 0.19+ logo banner and coloured log formatters emit them."""
-
 # --- the line's shape -------------------------------------------------------------------
 LOG_PREFIX = re.compile(
     r"(?:^|\s)(?:INFO|WARNING|ERROR|DEBUG|CRITICAL)\s+\d\d-\d\d\s+\d\d:\d\d:\d\d(?:\.\d+)?\s+\[?[\w./-]+\.py:\d+\]"
