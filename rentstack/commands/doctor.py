@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -46,8 +47,8 @@ def _check_positive(name: str, value: float | int | None) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_positive("--gpu-mem-gib", args.gpu_mem_gib)
     _check_positive("--gpus", args.gpus)
-    if args.model_config and not Path(args.model_config).exists():
-        raise RentstackError(f"--model-config {args.model_config}: no such file or directory")
+    if args.model_config:
+        check_model_config(args.model_config)
     inputs = PlannerInputs(model_config=args.model_config, gpu_mem_gib=args.gpu_mem_gib, gpus=args.gpus,
                            card=args.card)
     facts = _read(args.logfile)
@@ -76,6 +77,78 @@ def run(args: argparse.Namespace) -> int:
         if saved:
             print(f"\nMeasured figures saved to {saved}.")
     return 0 if diagnosis.status == "ok" else 1
+
+
+def check_model_config(source: str) -> None:
+    """Refuse a --model-config the planner cannot read, in one line naming the file and the field.
+
+    The doctor only uses the config for predictions and treats a planner refusal there as "cannot
+    say"; without this check a broken file would silently drop every prediction."""
+    from rentstack.plan import load_arch
+
+    path = Path(source)
+    if not path.exists():
+        raise RentstackError(f"--model-config {source}: no such file or directory")
+    config = path / "config.json" if path.is_dir() else path
+    try:
+        # allow_unknown: an architecture the planner does not model is not a malformed file
+        load_arch(config, allow_unknown=True)
+    except RentstackError as exc:
+        raise RentstackError(f"--model-config: {exc}") from None  # the planner's message names the file
+    except _PLANNER_FAULTS as exc:
+        raise RentstackError(f"--model-config {config}: {_config_fault(config, exc)}") from None
+
+
+_PLANNER_FAULTS = (ValueError, TypeError, ArithmeticError, AttributeError, KeyError, IndexError, RecursionError)
+"""What the planner's arithmetic raises on a config.json with the wrong kind of value."""
+
+
+def _config_fault(config: Path, exc: Exception) -> str:
+    """Which field of config.json the planner choked on: among the suspicious values (text where a
+    number belongs, NaN, a list, zero or negative), the one whose removal changes the error."""
+    from rentstack.plan import load_arch
+
+    data = json.loads(config.read_text())  # load_arch parsed it already
+    if not isinstance(data, dict):
+        return f"holds a JSON {type(data).__name__}, not an object of fields; use the model's config.json"
+
+    def fails_the_same(candidate: dict) -> bool:
+        try:
+            load_arch(candidate, allow_unknown=True)
+        except Exception as other:  # noqa: BLE001 - any other outcome means this field mattered
+            return type(other) is type(exc) and str(other) == str(exc)
+        return False
+
+    scopes: list[tuple[str, dict, list[str]]] = [("", data, [])]
+    if isinstance(data.get("text_config"), dict):  # the nested fields first: they win over the top level
+        scopes.insert(0, ("text_config.", data["text_config"], ["text_config"]))
+    for prefix, fields, where in scopes:
+        for key, value in fields.items():
+            if not _suspicious(value):
+                continue
+            trial = json.loads(json.dumps(data))
+            inner = trial[where[0]] if where else trial
+            del inner[key]
+            if not fails_the_same(trial):
+                return (f"field {prefix}{key} is {json.dumps(value)[:60]}, which the planner cannot use "
+                        f"({type(exc).__name__}); fix it or take the model's config.json from the hub")
+    return f"the planner cannot read it ({type(exc).__name__}: {str(exc)[:120]}); use the model's config.json"
+
+
+def _suspicious(value: object) -> bool:
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, (list, dict)):
+        return True
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return True
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return True
+    return isinstance(value, (int, float)) and value <= 0
 
 
 def _read(source: str) -> LogFacts:

@@ -137,3 +137,45 @@ def test_binary_input_through_the_cli(tmp_path, capsys):
     p.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 400)
     code, out = run([str(p), "--json"], capsys)
     assert code == 1 and json.loads(out)["input_kind"] == "binary"
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    return path
+
+
+def _good_config() -> dict:
+    expected = json.loads((GOLDEN / "v0_11_0-max-model-len-qwen3-32b-h100.expected.json").read_text())
+    return dict(expected["planner_inputs"]["model_config"])
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda c: {**c, "num_hidden_layers": "many"}, ['field num_hidden_layers is "many"']),
+    (lambda c: {**c, "hidden_size": float("nan")}, ["field hidden_size is NaN"]),
+    (lambda c: {**c, "vocab_size": [1, 2]}, ["field vocab_size is [1, 2]"]),
+    (lambda c: {**c, "text_config": {"num_attention_heads": "x"}}, ['field text_config.num_attention_heads is "x"']),
+    (lambda c: [c], ["holds a JSON list"]),
+    (lambda c: {k: v for k, v in c.items() if k != "vocab_size"}, ["has no 'vocab_size'"]),
+    (lambda c: "{not json", ["is not valid JSON (line 1)"]),
+])
+def test_malformed_model_config_is_one_line_naming_the_file_and_field(tmp_path, capsys, change, words):
+    from rentstack.cli import main
+
+    value = change(_good_config())
+    path = _config(tmp_path, value if isinstance(value, str) else json.dumps(value))
+    code = main(["doctor", str(GOLDEN / "v0_11_0-max-model-len-qwen3-32b-h100.log"), "--model-config", str(path)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""  # nothing half-printed: the refusal comes before the verdict
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "internal error" not in err
+    assert str(path) in err and "--model-config" in err
+    for w in words:
+        assert w in err, err
+
+
+def test_unmodelled_architecture_is_not_malformed(tmp_path, capsys):
+    path = _config(tmp_path, json.dumps({**_good_config(), "architectures": ["SomethingNewForCausalLM"]}))
+    code, out = run([str(GOLDEN / "v0_11_0-max-model-len-qwen3-32b-h100.log"), "--model-config", str(path)], capsys)
+    assert code == 1 and out.startswith("FAILED: max_model_len_too_large")
