@@ -1,8 +1,5 @@
-"""docker compose on this machine, for one rendered tier.
-
-Every call names the project directory, the root compose.yaml, the tier's compose.env and
-its profile explicitly, so it behaves the same from any working directory.
-"""
+"""docker compose on this machine, for one rendered tier (the argv comes from
+rentstack.render.commands.compose_argv, shared with the compose runner on hosts)."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rentstack.local.docker import run
+from rentstack.render.commands import compose_argv, compose_service
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,13 +24,11 @@ class Stack:
 
     @property
     def service(self) -> str:
-        return f"vllm-{self.profile}"
+        return compose_service(self.profile)
 
     def cmd(self, *args: str) -> list[str]:
-        project = ["-p", self.project] if self.project else []
-        return ["docker", "compose", *project, "--project-directory", str(self.compose_file.parent),
-                "-f", str(self.compose_file), "--env-file", str(self.env_file),
-                "--profile", self.profile, *args]
+        return compose_argv(*args, project_dir=str(self.compose_file.parent), compose_file=str(self.compose_file),
+                            env_file=str(self.env_file), profile=self.profile, project=self.project)
 
     def up(self, wait_timeout: int) -> bool:
         """`up -d --wait`: True once the service is healthy, False if it failed or timed out."""

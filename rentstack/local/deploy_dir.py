@@ -1,25 +1,40 @@
-"""Write a deployment's artifacts under .rentstack/<tier>/, all or nothing.
+"""Write a deployment's artifacts under .rentstack/<tier>/, all or nothing, key kept.
 
-Files are written into a fresh sibling directory and swapped in with renames, so an error
-half-way leaves the previous render intact. The API key is generated once per tier
-directory and kept across renders (clients keep working); secrets.env is created 0600.
+The texts come from rentstack.render.artifacts; this module only puts them on disk:
+  - the new tree is written into a fresh sibling directory, then swapped with the old one
+    in one atomic exchange (renameat2 RENAME_EXCHANGE), so there is no moment without a
+    tier directory and no moment without its API key; the old tree is removed after;
+  - where the exchange is not available, two renames with the old tree kept aside as
+    .<tier>.old until the new one is in place; a later render takes the key from there if
+    a failure fell between the two renames;
+  - renders hold a lock (flock on the state directory itself, so no lock file lies
+    around), so concurrent renders queue instead of tearing each other's directories
+    down; they all keep the one key.
+The API key is generated once per tier directory and kept across renders.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
+import fcntl
 import os
-import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from rentstack.errors import RentstackError
-from rentstack.safe import check_name, check_text, env_line
-from rentstack.render import Deployment, render_compose_env, render_vllm_yaml
+from rentstack.render import Deployment
+from rentstack.render.artifacts import RECORD_FILE, DeploymentRecord, parse_deployment_json, tier_files
+from rentstack.render.secrets import SECRETS_FILE, new_api_key, parse_api_key
+from rentstack.safe import check_name, check_text
 
-SECRETS_FILE = "secrets.env"
-KEY_VAR = "VLLM_API_KEY"
+# Kept importable from here: scripts and tests read keys through the local executor.
+__all__ = ["Rendered", "read_api_key", "read_record", "write_deployment", "new_api_key", "parse_api_key"]
 
 
 @dataclass(frozen=True)
@@ -30,15 +45,8 @@ class Rendered:
     vllm_yaml: Path
     compose_env: Path
     secrets_env: Path
+    record: Path
     api_key_created: bool
-
-
-def parse_api_key(text: str) -> str | None:
-    """The key in a secrets.env's text, or None."""
-    for line in text.splitlines():
-        if line.startswith(f"{KEY_VAR}="):
-            return line.split("=", 1)[1].strip() or None
-    return None
 
 
 def read_api_key(secrets_env: Path) -> str | None:
@@ -46,20 +54,71 @@ def read_api_key(secrets_env: Path) -> str | None:
     return parse_api_key(secrets_env.read_text()) if secrets_env.is_file() else None
 
 
-def secrets_env_text(tier_name: str, key: str, extra: tuple[tuple[str, str], ...] = ()) -> str:
-    """The secrets.env a tier's server reads VLLM_API_KEY (and HF_TOKEN, ...) from (to be written 0600)."""
-    lines = [env_line(name, value, secret=True) for name, value in ((KEY_VAR, key), *extra)]
-    return f"# API key for the vLLM server of tier {tier_name}; keep this file 0600\n" + "\n".join(lines) + "\n"
+def read_record(tier_dir: Path) -> DeploymentRecord:
+    """deployment.json of a rendered tier directory."""
+    path = tier_dir / RECORD_FILE
+    if not path.is_file():
+        raise RentstackError(f"{path} is missing: re-render the tier (`rentstack render` or `make up`)")
+    return parse_deployment_json(path.read_text(), str(path))
 
 
-def new_api_key() -> str:
-    return "rs-" + secrets.token_urlsafe(32)
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _write(path: Path, text: str, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _libc():
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return lib if hasattr(lib, "renameat2") else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically; False when the system cannot (no renameat2, or a
+    filesystem without RENAME_EXCHANGE), so the caller falls back to two renames."""
+    if _LIBC is None:
+        return False
+    rc = _LIBC.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+@contextmanager
+def render_lock(state_root: Path) -> Iterator[None]:
+    """One render in ``state_root`` at a time: an flock on the directory, released when the
+    descriptor closes, also when the process dies."""
+    fd = os.open(state_root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _swap_in(staging: Path, target: Path, backup: Path) -> None:
+    """Put ``staging`` at ``target``; the old tree ends up removed."""
+    if target.exists() and exchange(staging, target):
+        shutil.rmtree(staging, ignore_errors=True)      # now holds the old tree
+        return
+    if target.exists():
+        shutil.rmtree(backup, ignore_errors=True)
+        target.rename(backup)
+    staging.rename(target)
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 _RENDERED = ("vllm.yaml", "compose.env", SECRETS_FILE)
@@ -82,32 +141,25 @@ def write_deployment(dep: Deployment, state_root: Path, cache_dir: Path) -> Rend
     state_root = state_root.resolve()
     target = state_root / check_name("tier", dep.tier.name)
     _check_replaceable(target, state_root)
+    backup = state_root / f".{dep.tier.name}.old"
     try:
         state_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RentstackError(f"cannot create {state_root}: {exc.strerror}") from None
-    old_key = read_api_key(target / SECRETS_FILE)
-    key = old_key or (new_api_key() if dep.require_api_key else "")
-    texts = {
-        "vllm.yaml": render_vllm_yaml(dep),
-        "compose.env": render_compose_env(dep, str(state_root), str(cache_dir.resolve())),
-    }
-    staging = Path(tempfile.mkdtemp(prefix=f".{dep.tier.name}.", dir=state_root))
-    try:
-        os.chmod(staging, 0o700)
-        for name, text in texts.items():
-            (staging / name).write_text(text)
-        _write_private(staging / SECRETS_FILE, secrets_env_text(dep.tier.name, key, dep.secret_env))
-        backup = None
-        if target.exists():
-            backup = state_root / f".{dep.tier.name}.old"
-            shutil.rmtree(backup, ignore_errors=True)
-            target.rename(backup)
-        staging.rename(target)
-        if backup:
-            shutil.rmtree(backup, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with render_lock(state_root):
+        # The backup holds the key only when a render died between its two renames.
+        old_key = read_api_key(target / SECRETS_FILE) or read_api_key(backup / SECRETS_FILE)
+        key = old_key or (new_api_key() if dep.require_api_key else "")
+        files = tier_files(dep, api_key=key, state_dir=str(state_root), cache_dir=str(cache_dir.resolve()))
+        staging = Path(tempfile.mkdtemp(prefix=f".{dep.tier.name}.", dir=state_root))
+        try:
+            os.chmod(staging, 0o700)
+            for name, (text, mode) in files.items():
+                _write(staging / name, text, mode)
+            _swap_in(staging, target, backup)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return Rendered(directory=target, vllm_yaml=target / "vllm.yaml", compose_env=target / "compose.env",
-                    secrets_env=target / SECRETS_FILE, api_key_created=old_key is None and bool(key))
+                    secrets_env=target / SECRETS_FILE, record=target / RECORD_FILE,
+                    api_key_created=old_key is None and bool(key))

@@ -101,7 +101,7 @@ def test_failed_render_leaves_previous_files_intact(tmp_path, monkeypatch):
 
     def boom(*a, **k):
         raise OSError("disk full")
-    monkeypatch.setattr("rentstack.local.deploy_dir._write_private", boom)
+    monkeypatch.setattr("rentstack.local.deploy_dir._write", boom)
     with pytest.raises(OSError):
         write_deployment(_deploy({"tier": "cpu", "sets": {"max-num-seqs": 2}}), tmp_path, tmp_path)
     assert good.vllm_yaml.read_text() == before

@@ -1,0 +1,34 @@
+"""secrets.env: the one file that carries a tier's API key (mode 0600, never in YAML or argv).
+
+Both executors write it (.rentstack/<tier>/ here, DATA/.rentstack/deploy/<tier>/ on a host)
+and read the key back from it, so its format lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from rentstack.safe import env_line, read_env_value
+
+SECRETS_FILE = "secrets.env"
+KEY_VAR = "VLLM_API_KEY"
+
+
+def new_api_key() -> str:
+    """A fresh key: 32 random bytes, URL-safe, with a prefix that says where it came from."""
+    return "rs-" + secrets.token_urlsafe(32)
+
+
+def parse_api_key(text: str) -> str | None:
+    """The key in a secrets.env's text, or None."""
+    for line in text.splitlines():
+        if line.startswith(f"{KEY_VAR}="):
+            return read_env_value(line.split("=", 1)[1]) or None
+    return None
+
+
+def secrets_env_text(tier_name: str, key: str, extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """The secrets.env a tier's server reads VLLM_API_KEY (and HF_TOKEN, ...) from (to be written 0600);
+    every line through safe.env_line, so no value can add a line of its own."""
+    lines = [env_line(name, value, secret=True) for name, value in ((KEY_VAR, key), *extra)]
+    return f"# API key for the vLLM server of tier {tier_name}; keep this file 0600\n" + "\n".join(lines) + "\n"
