@@ -7,6 +7,7 @@ Standard library only.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import urllib.error
 import urllib.request
@@ -74,3 +75,31 @@ def chat(base_url: str, api_key: str | None, model: str, prompt: str, max_tokens
     text = data["choices"][0]["message"]["content"] or ""
     return ChatResult(status=status, text=text.strip(), completion_tokens=int(data["usage"]["completion_tokens"]),
                       seconds=elapsed)
+
+
+def smoke(base_url: str, api_key: str | None, model: str, prompt: str = SMOKE_PROMPT,
+          max_tokens: int = 32) -> ChatResult:
+    """The smoke request: one chat completion with the key; anything but 200 is an error."""
+    result = chat(base_url, api_key, model, prompt, max_tokens=max_tokens)
+    if result.status != 200:
+        raise RentstackError(f"smoke request to {base_url} failed with HTTP {result.status}: {result.text}")
+    return result
+
+
+def smoke_line(result: ChatResult, via: str = "") -> str:
+    """One line for a report: the reply, tokens and time (``via`` says how it got there)."""
+    return f"smoke: {result.text!r} ({result.completion_tokens} tokens in {result.seconds:.2f} s{via})"
+
+
+def ready_lines(base_url: str, model: str, key_file: str, where: str = "") -> list[str]:
+    """Where the server answers, where its key is, and a curl line to try it (the key is read
+    from its file by the shell, never printed)."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 32})
+    key = f"$(sed -n 's/^VLLM_API_KEY=//p' {shlex.quote(key_file)})"
+    return [
+        f"ready: {base_url}/v1{where}  (OpenAI-compatible; model {json.dumps(model)})",
+        f"API key: stored in {key_file} (mode 0600), variable VLLM_API_KEY",
+        "try it:",
+        f"  curl -s {base_url}/v1/chat/completions -H \"Authorization: Bearer {key}\" \\",
+        f"    -H 'Content-Type: application/json' -d {shlex.quote(body)}",
+    ]

@@ -19,6 +19,7 @@ from rentstack.remote.connection import Remote, tunnel_line
 from rentstack.remote.hosts import Auth, HostSpec
 from rentstack.remote.provision import HostRun, Options, replace_sets, resolve_inputs
 from rentstack.remote.steps import RunReport, run_steps
+from rentstack.start import Attempt, start_with_autofix
 
 _print_lock = threading.Lock()
 
@@ -42,19 +43,18 @@ def run_action(action: str, spec: HostSpec, auth: Auth, opts: Options, *, dry_ru
     start = time.monotonic()
     try:
         with Remote(spec, auth) as remote:
-            for attempt in range(auto_fix + 1):
-                run = HostRun(remote, opts, echo)
-                if attempt == 0:
+            def attempt(overrides: dict, n: int) -> Attempt:
+                run = HostRun(remote, replace_sets(opts, overrides), echo)
+                if n == 0:
                     echo(f"{spec.label}: {run.facts.os.pretty_name or 'unknown OS'}, {run.facts.effective_cpus:g} CPUs, "
                          f"{len(run.facts.gpus)} GPU(s), runner {run.runner}; data disk {opts.data_dir}"
                          + (" — dry run, nothing changes" if dry_run else ""))
-                run_steps(_steps_for(action, run), report, dry_run=dry_run, echo=echo)
-                fix = _doctor_fix(run, report, echo) if report.error and attempt < auto_fix else None
-                if not fix:
-                    break
-                echo(f"doctor: applying the first fix {fix} and retrying ({attempt + 1}/{auto_fix})")
-                opts = replace_sets(opts, fix)
-                report = RunReport(spec.label, seconds=report.seconds)
+                result = run_steps(_steps_for(action, run), RunReport(spec.label, seconds=report.seconds),
+                                   dry_run=dry_run, echo=echo)
+                return Attempt(ok=result.ok, log=run.last_log, result=(run, result))
+
+            done = start_with_autofix(attempt, auto_fix=auto_fix, echo=echo)
+            run, report = done.result
             if not report.error and not report.stopped and not dry_run and action in ("provision", "up"):
                 run.verify(report)
             elif action == "download" and not report.error and not dry_run:
@@ -63,16 +63,6 @@ def run_action(action: str, spec: HostSpec, auth: Auth, opts: Options, *, dry_ru
         report.error = str(exc)
     report.seconds = time.monotonic() - start
     return report
-
-
-def _doctor_fix(run: HostRun, report: RunReport, echo: Callable[[str], None]) -> dict | None:
-    log = getattr(run, "last_log", "")
-    if not log:
-        return None
-    from rentstack.doctor import diagnose, first_fix
-    diagnosis = diagnose(log.splitlines())
-    echo(f"doctor: {diagnosis.explanation}")
-    return first_fix(diagnosis) or None
 
 
 def run_hosts(action: str, specs: list[HostSpec], auth: Auth, opts: Options, **kwargs) -> list[RunReport]:
@@ -109,7 +99,8 @@ def down(spec: HostSpec, auth: Auth, opts: Options) -> str:
             remote.check(runners.compose_down(run.layout, run.tier, opts.project), "docker compose down")
             what = "containers removed"
         else:
-            _, out = remote.run(runners.native_stop(run.layout, run.tier.name))
+            slugs = tuple(p.slug for p in runners.native_programs(run.layout, run.tier.name))
+            _, out = remote.run(runners.native_stop(run.layout, run.tier.name, slugs))
             what = out.strip() or "stopped"
         run.state.forget(run.key("server"))
         run.save_state()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from rentstack.cli import main
-from rentstack.commands.up import calibrate
+from rentstack.start import calibrate
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "doctor"
 
