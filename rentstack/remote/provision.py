@@ -18,17 +18,18 @@ from functools import cached_property
 from pathlib import Path
 
 from rentstack.errors import RentstackError
-from rentstack.local.deploy_dir import new_api_key, parse_api_key, secrets_env_text
 from rentstack.remote import download, runners
 from rentstack.remote.connection import Remote, free_local_port, tunnel_line
 from rentstack.remote.facts import HostFacts, gather
-from rentstack.remote.layout import GIB, Layout, check_space, env_sh_text, parse_df_size, space_need
+from rentstack.remote.layout import GIB, Layout, cache_env, check_space, env_sh_text, parse_df_size, source_line, space_need
 from rentstack.remote.host_state import HostState, checksum, parse_state, state_path
 from rentstack.remote.steps import RunReport, Step, StopRun
-from rentstack.render import Deployment, build_deployment, image_for, render_compose_env, render_vllm_yaml
-from rentstack.safe import inside
+from rentstack.render import Deployment, build_deployment, image_for
+from rentstack.render.artifacts import tier_files
+from rentstack.render.secrets import SECRETS_FILE, new_api_key, parse_api_key
 from rentstack.config import CatalogModel, Tier, load_tier, resolve_model
-from rentstack.verify import SMOKE_PROMPT, chat
+from rentstack.start import calibrate
+from rentstack.verify import ready_lines, smoke, smoke_line
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_MODELS = REPO / "models"
@@ -216,7 +217,7 @@ class HostRun:
     def step_caches(self) -> Step:
         text = env_sh_text(self.layout)
         digest = checksum(text)
-        line = f". {self.layout.env_sh}"
+        line = source_line(self.layout)
         rc_files = ("~/.bashrc", "~/.profile")
 
         def check() -> str | None:
@@ -275,8 +276,7 @@ class HostRun:
     def local_model_dir(self) -> Path | None:
         if self.model.source.scheme != "builtin":
             return None
-        # the upload's source: a name checked by the catalog, resolved inside the models dir
-        return inside("builtin model", LOCAL_MODELS, self.model.source.dirname)
+        return LOCAL_MODELS / self.model.source.dirname
 
     @cached_property
     def local_files(self) -> list[tuple[str, int, int]]:
@@ -473,28 +473,20 @@ class HostRun:
 
     def api_key(self) -> str:
         """The tier's key: kept on the host (0600) across renders, so clients keep working."""
-        text = self.remote.read(f"{self.layout.tier_dir(self.tier.name)}/secrets.env") or ""
+        text = self.remote.read(f"{self.layout.tier_dir(self.tier.name)}/{SECRETS_FILE}") or ""
         return parse_api_key(text) or new_api_key()
 
     def rendered(self) -> dict[str, tuple[str, int]]:
         """Remote path -> (text, mode) for everything the server needs."""
         dep = self.deployment()
         tdir = self.layout.tier_dir(self.tier.name)
-        files = {
-            f"{tdir}/vllm.yaml": (render_vllm_yaml(dep), 0o644),
-            f"{tdir}/secrets.env": (secrets_env_text(self.tier.name, self.api_key(), dep.secret_env), 0o600),
-        }
+        texts = tier_files(dep, api_key=self.api_key(), state_dir=self.layout.deploy,
+                           cache_dir=f"{self.layout.cache}/vllm", cache_env=cache_env(self.layout))
+        files = {f"{tdir}/{name}": value for name, value in texts.items()}
         if self.runner == "compose":
             files[f"{self.layout.deploy}/compose.yaml"] = (runners.COMPOSE_FILE.read_text(), 0o644)
-            files[f"{tdir}/compose.env"] = (render_compose_env(dep, self.layout.deploy, f"{self.layout.cache}/vllm"), 0o644)
         else:
-            env = {**dep.tier.env, **_cache_env(self.layout), "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
-                   "PYTHONUNBUFFERED": "1"}
-            if dep.tier.accelerator == "cpu":
-                env["VLLM_CPU_KVCACHE_SPACE"] = str(dep.cpu_kv_gib)
-            files[f"{tdir}/runtime.env"] = (runners.runtime_env_text(env), 0o644)
             files[self.layout.supervisor] = (runners.SUPERVISOR_SCRIPT.read_text(), 0o755)
-        self._dep = dep
         return files
 
     def step_render(self) -> Step:
@@ -585,8 +577,11 @@ class HostRun:
                 why = out.strip().splitlines()[-1:] if not ok else []
             else:
                 self.check_shm()
-                self.remote.run(runners.native_stop(self.layout, self.tier.name))
-                self.remote.check(runners.native_start(self.layout, self.tier.name), "starting the supervisor")
+                programs = runners.native_programs(self.layout, self.tier.name)
+                self.remote.run(runners.native_stop(self.layout, self.tier.name, tuple(p.slug for p in programs)))
+                for program in programs:
+                    self.remote.check(runners.native_start(self.layout, self.tier.name, program),
+                                      f"starting the supervisor of {program.name}")
                 code, _ = self.remote.run(runners.native_wait(self.layout, self.tier.name, self.opts.port,
                                                               self.health_timeout), timeout=self.health_timeout + 60)
                 ok = code == 0
@@ -623,21 +618,25 @@ class HostRun:
 
     # ----------------------------------------------------------------- verify
 
-    def verify(self, report: RunReport, smoke: bool = True) -> None:
-        """The smoke request through an SSH tunnel, then where to reach the server."""
+    def verify(self, report: RunReport, check: bool = True) -> None:
+        """After a good start: save a GPU calibration, send the smoke request through an SSH
+        tunnel, then say where to reach the server."""
         port = self.opts.port
-        local_port = free_local_port()
-        key = self.api_key()
-        if smoke:
-            with self.remote.tunnel(local_port, port) as url:
-                result = chat(url, key, self.model.name, SMOKE_PROMPT, max_tokens=32)
-            if result.status != 200:
-                raise RentstackError(f"smoke request through the tunnel failed with HTTP {result.status}: {result.text}")
-            report.outputs.append(f"smoke: {result.text!r} ({result.completion_tokens} tokens in "
-                                  f"{result.seconds:.2f} s, through an SSH tunnel)")
-        report.outputs.append(f"endpoint: http://127.0.0.1:{port}/v1 on the host (model {self.model.name!r}; "
-                              f"key in {self.layout.tier_dir(self.tier.name)}/secrets.env and "
-                              f"{self.opts.local_state / self.remote.spec.slug / self.tier.name / 'secrets.env'})")
+        if self.tier.accelerator == "gpu":
+            tier = host_tier(self.tier, self.facts)
+            saved = calibrate(self.log_tail(2000), tier.gpu.name, tier.gpu.memory_gib, self.model.name,
+                              echo=report.outputs.append)
+            if saved is None:
+                report.outputs.append("calibration: this start's log gave no figures to save")
+        if check:
+            with self.remote.tunnel(free_local_port(), port) as url:
+                result = smoke(url, self.api_key(), self.model.name)
+            report.outputs.append(smoke_line(result, ", through an SSH tunnel"))
+        local_key = self.opts.local_state / self.remote.spec.slug / self.tier.name / SECRETS_FILE
+        report.outputs += ready_lines(f"http://127.0.0.1:{port}", self.model.name, str(local_key),
+                                      " through the tunnel below")
+        report.outputs.append(f"on the host: http://127.0.0.1:{port}/v1, key in "
+                              f"{self.layout.tier_dir(self.tier.name)}/{SECRETS_FILE}")
         report.outputs.append(f"tunnel: {tunnel_line(self.remote.spec, port, port)}  "
                               f"then http://127.0.0.1:{port}/v1 here")
         url = self.facts.autodl_service_url
@@ -647,11 +646,6 @@ class HostRun:
             else:
                 report.outputs.append(f"AutoDL custom service: {url} serves port 6006; "
                                       "use --port 6006 --bind 0.0.0.0 to publish there (the key stays required)")
-
-
-def _cache_env(layout: Layout) -> dict[str, str]:
-    from rentstack.remote.layout import cache_env
-    return cache_env(layout)
 
 
 def replace_sets(opts: Options, extra: dict[str, object]) -> Options:

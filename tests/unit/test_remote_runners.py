@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 
 from rentstack.remote.layout import Layout
-from rentstack.remote.runners import compose_up, native_stop, runtime_env_text, venv_install
+from rentstack.remote.runners import compose_up, native_stop, venv_install
+from rentstack.render.artifacts import runtime_env_text
 from rentstack.config import load_tier
 
 L = Layout("/root/autodl-tmp")
