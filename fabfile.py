@@ -1,12 +1,18 @@
-"""rentstack on rented GPU hosts, over SSH (Fabric). Thin: each task parses its flags and
-calls rentstack.remote; the logic, plans and parsers live in the package.
+"""rentstack on rented GPU hosts, over SSH (Fabric). Thin: each task names the options it
+takes and calls rentstack.remote; the logic, plans and parsers live in the package.
 
   fab provision --host "ssh -p 12345 root@region-1.autodl.com" --tier cpu
-  fab -H root@h1:22,root@h2:22 provision --tier 4090x1 --model qwen3-14b-awq   (parallel)
+  fab provision --host root@h1:22,root@h2:22 --tier 4090x1 --model qwen3-14b-awq   (parallel)
   fab provision --host root@HOST:PORT --dry-run        (print the plan, change nothing)
   fab download / up / down / status / logs / tunnel / doctor --host ...
+  fab -H h1,h2 TASK runs the task on each host in turn (Fabric's way; stops at the first failure).
 
 Password: $RENTSTACK_SSH_PASSWORD, else a prompt with --password; never a flag value.
+
+Exit codes: 0 done (server up, weights ready, or the plan printed); 1 a host failed;
+2 bad input, found before connecting; 3 `status`: not healthy; 4 `provision`/`up` stopped
+on purpose before the server was up (e.g. a GPU tier on a host booted without its GPU:
+the weights are there, boot with the GPU and run `fab up`).
 """
 
 from __future__ import annotations
@@ -15,203 +21,219 @@ import getpass
 import inspect
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
 
-from fabric import task
+from fabric import Task, task
 from invoke.exceptions import Exit
+from invoke.parser import Argument
 
 from rentstack.errors import RentstackError
 from rentstack.remote import tasks
-from rentstack.remote.hosts import PASSWORD_ENV, Auth, HostSpec, hosts_from_argv, parse_hosts
-from rentstack.remote.provision import Options
+from rentstack.remote.hosts import PASSWORD_ENV, Auth, HostSpec, parse_hosts
+from rentstack.remote.options import MAX_SECONDS, InputError, Options, check_int
 
-_HOST_HELP = "USER@HOST:PORT, several separated by commas, or AutoDL's 'ssh -p PORT root@HOST' line"
-_COMMON_HELP = {
-    "host": _HOST_HELP,
+EXIT_FAILED, EXIT_INPUT, EXIT_UNHEALTHY, EXIT_STOPPED = 1, 2, 3, 4
+
+_HELP = {
+    **Options.flag_help(),
+    "host": "USER@HOST:PORT, several separated by commas (run in parallel), or AutoDL's 'ssh -p PORT root@HOST' line",
     "password": f"log in with a password: ${PASSWORD_ENV} or a prompt (never on the command line)",
     "key": "private key file to log in with",
-    "tier": "hardware tier (stacks/<tier>.yaml), default cpu",
-    "model": "catalog name, or modelscope:ORG/NAME, hf:ORG/NAME, local:/path (default: the tier's)",
-    "data_dir": "the host's data disk (default /root/autodl-tmp)",
-    "port": "port the server listens on, on the host (default 8000; AutoDL's custom service is 6006)",
-    "bind": "address on the host (default 127.0.0.1: reach it through the tunnel)",
-    "runner": "compose or native (default: from the host's facts)",
-    "project": "docker compose project name on Docker hosts (default rentstack)",
-    "wheels": "wheelhouse directory on the host for the native venv (default /root/autodl-pub/wheels if present)",
-    "endpoint": "ModelScope endpoint (default www.modelscope.cn)",
-    "hf_endpoint": "Hugging Face endpoint (default https://hf-mirror.com)",
-    "health_timeout": "seconds to wait for /health (default: the tier's start period + 120)",
+    "dry_run": "print the steps and what each would do; change nothing",
+    "auto_fix": "on a failed start, apply the doctor's first fix and retry, at most N times (0-5)",
+    "set": "vLLM setting KEY=VALUE (repeatable)",
+    "tail": "lines to show (1-100000, default 200)",
+    "local_port": "port on this machine (default 0: the same as --port)",
+    "seconds": f"close after N seconds (default 0: until Ctrl-C; at most {MAX_SECONDS})",
 }
-_done_batches: set[str] = set()
 
 
-def _options(tier, model, data_dir, port, bind, runner, project, wheels, endpoint, hf_endpoint,
-             health_timeout, sets=(), force=False) -> Options:
+_BOUNDS = {**Options.flag_bounds(), "auto_fix": (0, 5), "tail": (1, 100_000), "local_port": (0, 65535),
+           "seconds": (0, MAX_SECONDS)}
+"""Every integer flag's range: Options' fields, then the tasks' own flags."""
+
+
+class _Checked(Argument):
+    """A flag whose value invoke casts (int flags): a bad value is one line and exit 2,
+    not a ValueError traceback."""
+
+    def set_value(self, value, cast=True):  # noqa: ANN001 - invoke's signature
+        try:
+            super().set_value(value, cast)
+        except ValueError:
+            lo, hi = _BOUNDS.get(self.name, (0, None))
+            span = f"from {lo} to {hi}" if hi is not None else "(see fab --help TASK)"
+            raise Exit(f"error: --{self.name.replace('_', '-')} {value!r} is not a whole number: give one {span}",
+                       code=EXIT_INPUT) from None
+
+
+class _RTask(Task):
+    def get_arguments(self, ignore_unknown_help=None):  # noqa: ANN001
+        args = super().get_arguments(ignore_unknown_help)
+        for arg in args:
+            arg.__class__ = _Checked
+        return args
+
+
+@dataclass(frozen=True)
+class Call:
+    """What every host task gets: the hosts, how to log in, and the validated options."""
+
+    hosts: list[HostSpec]
+    auth: Auth
+    opts: Options
+
+
+def host_task(*option_names: str) -> Callable:
+    """@task for ``fn(c, call, **own_flags)``: adds --host/--password/--key and the named
+    Options fields as flags (help from Options), validates everything before connecting
+    (exit 2), and turns a RentstackError into one line, exit 1."""
+
+    def deco(fn: Callable) -> Task:
+        own = list(inspect.signature(fn).parameters.values())[2:]
+        P = inspect.Parameter
+        params = [P("c", P.POSITIONAL_OR_KEYWORD), P("host", P.POSITIONAL_OR_KEYWORD, default=None),
+                  P("password", P.POSITIONAL_OR_KEYWORD, default=False),
+                  P("key", P.POSITIONAL_OR_KEYWORD, default=None)]
+        for name in option_names:
+            flag = "set" if name == "sets" else name
+            default = None if name == "sets" else Options.flag_default(name)
+            params.append(P(flag, P.POSITIONAL_OR_KEYWORD, default=default))
+        params += own
+
+        @wraps(fn)
+        def body(c, host=None, password=False, key=None, **flags):  # noqa: ANN001
+            try:
+                opts = _options({n: flags.pop("set" if n == "sets" else n) for n in option_names})
+                call = Call(_hosts(c, host), _auth(password, key), opts)
+                return fn(c, call, **flags)
+            except InputError as exc:
+                raise Exit(f"error: {exc}", code=EXIT_INPUT) from None
+            except RentstackError as exc:
+                raise Exit(f"error: {exc}", code=exc.exit_code if exc.exit_code != 2 else EXIT_FAILED) from None
+
+        body.__signature__ = inspect.Signature(params)
+        names = {p.name for p in params}
+        return task(klass=_RTask, auto_shortflags=False, help={k: v for k, v in _HELP.items() if k in names},
+                    iterable=["set"] if "set" in names else None)(body)
+
+    return deco
+
+
+def _options(values: dict[str, object]) -> Options:
     from rentstack.config.vllm_args import parse_set
 
-    try:
-        parsed = dict(parse_set(item) for item in (sets or ()))
-    except RentstackError as exc:
-        raise Exit(f"error: {exc}", code=2) from None
-    return Options(tier=tier, model=model or None, data_dir=data_dir, port=int(port), bind=bind,
-                   runner=runner or None, project=project, wheels=wheels or None, endpoint=endpoint or None,
-                   hf_endpoint=hf_endpoint or None, sets=parsed, force=force,
-                   health_timeout=int(health_timeout) if health_timeout else None)
+    if "sets" in values:
+        try:
+            values["sets"] = dict(parse_set(item) for item in (values["sets"] or ()))
+        except RentstackError as exc:
+            raise InputError(str(exc)) from None
+    for name in ("model", "runner", "wheels", "endpoint", "hf_endpoint"):
+        if name in values and values[name] == "":
+            values[name] = None
+    return Options(**values)
 
 
 def _auth(password: bool, key: str | None) -> Auth:
+    if key and not os.path.isfile(os.path.expanduser(key)):
+        raise InputError(f"--key {key!r} does not exist: give the private key file's path")
     secret = os.environ.get(PASSWORD_ENV)
     if secret is None and password:
         secret = getpass.getpass("SSH password: ")
-    if key and not os.path.isfile(os.path.expanduser(key)):
-        raise Exit(f"error: key file {key} does not exist", code=2)
     return Auth(password=secret, key_filename=os.path.expanduser(key) if key else None)
 
 
-def _hosts(c, host: str | None) -> list[HostSpec] | None:
-    """The hosts of this invocation, or None when this call is a repeat under -H.
-
-    Fabric calls a task once per -H host, in turn. The first call takes the whole -H list
-    and runs every host in parallel; the later calls for the same list do nothing.
-    """
+def _hosts(c, host: str | None) -> list[HostSpec]:  # noqa: ANN001
+    """--host (one, or several at once), else the one host Fabric's -H hands this call."""
     try:
         if host:
             return parse_hosts(host)
-        batch = hosts_from_argv(sys.argv[1:])
-        if batch:
-            if batch in _done_batches:
-                return None
-            _done_batches.add(batch)
-            return parse_hosts(batch)
+        if getattr(c, "host", None):
+            return parse_hosts(f"{c.user}@{c.host}:{c.port}")
     except RentstackError as exc:
-        raise Exit(f"error: {exc}", code=2) from None
-    raise Exit("error: no host: pass --host root@HOST:PORT (or the console's 'ssh -p PORT root@HOST'), "
-               "or fab -H h1,h2 TASK", code=2)
+        raise InputError(str(exc)) from None
+    raise InputError("no host: pass --host root@HOST:PORT (or the console's 'ssh -p PORT root@HOST'), "
+                     "several as h1,h2")
 
 
-def _one(specs: list[HostSpec], task_name: str) -> HostSpec:
-    if len(specs) != 1:
-        raise Exit(f"error: `fab {task_name}` works on one host at a time; got {len(specs)}", code=2)
-    return specs[0]
+def _one(call: Call, task_name: str) -> HostSpec:
+    if len(call.hosts) != 1:
+        raise InputError(f"`fab {task_name}` works on one host at a time; got {len(call.hosts)}")
+    return call.hosts[0]
 
 
-def _guard(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except RentstackError as exc:
-        raise Exit(f"error: {exc}", code=1) from None
-
-
-def _run(c, action, host, password, key, dry_run, auto_fix, opts) -> None:
-    specs = _hosts(c, host)
-    if specs is None:
-        return
-    reports = _guard(tasks.run_hosts, action, specs, _auth(password, key), opts, dry_run=dry_run, auto_fix=auto_fix)
+def _run(action: str, call: Call, dry_run: bool, auto_fix: object) -> None:
+    fixes = check_int("auto_fix", auto_fix, *_BOUNDS["auto_fix"])
+    reports = tasks.run_hosts(action, call.hosts, call.auth, call.opts, dry_run=dry_run, auto_fix=fixes)
     message = tasks.failures(reports)
     if message:
-        raise Exit(f"error: {message}", code=1)
+        raise Exit(f"error: {message}", code=EXIT_FAILED)
+    if any(r.stopped for r in reports):
+        raise Exit(code=EXIT_STOPPED)
 
 
-_HELP = {**_COMMON_HELP, "dry_run": "print the steps and what each would do; change nothing",
-         "auto_fix": "on a failed start, apply the doctor's first fix and retry, at most N times",
-         "set": "vLLM setting KEY=VALUE (repeatable)", "force": "start even when the planner predicts failure",
-         "tail": "lines to show (default 200)", "local_port": "port on this machine (default: the same)",
-         "seconds": "close after N seconds (default: until Ctrl-C)"}
+_SERVE = ("tier", "model", "data_dir", "port", "bind", "runner", "project", "wheels", "health_timeout", "sets",
+          "force")
 
 
-def rtask(fn):
-    """@task with --help text for each of the function's own flags, and no short flags
-    (-h, -H and friends belong to fab itself)."""
-    names = inspect.signature(fn).parameters
-    return task(auto_shortflags=False, help={k: v for k, v in _HELP.items() if k in names},
-                iterable=["set"] if "set" in names else None)(fn)
+@host_task(*_SERVE, "endpoint", "hf_endpoint")
+def provision(c, call: Call, dry_run=False, auto_fix=0):
+    """Full flow: data disk, caches, weights, runtime, render, server, health, smoke, tunnel line.
+
+    Exits 0 with the server up, 1 when a host failed, 2 on bad input (nothing touched),
+    4 when it stopped on purpose before serving (GPU tier, host booted without its GPU)."""
+    _run("provision", call, dry_run, auto_fix)
 
 
-@rtask
-def provision(c, host=None, password=False, key=None, tier="cpu", model=None, data_dir="/root/autodl-tmp",
-              port=8000, bind="127.0.0.1", runner=None, project="rentstack", wheels=None, endpoint=None,
-              hf_endpoint="https://hf-mirror.com", health_timeout=0, set=None, force=False, dry_run=False,
-              auto_fix=0):
-    """Full flow: data disk, caches, weights, runtime, render, server, health, smoke, tunnel line."""
-    opts = _options(tier, model, data_dir, port, bind, runner, project, wheels, endpoint, hf_endpoint,
-                    health_timeout, set, force)
-    _run(c, "provision", host, password, key, dry_run, int(auto_fix), opts)
-
-
-@rtask
-def download(c, host=None, password=False, key=None, tier="cpu", model=None, data_dir="/root/autodl-tmp",
-             endpoint=None, hf_endpoint="https://hf-mirror.com", dry_run=False):
+@host_task("tier", "model", "data_dir", "endpoint", "hf_endpoint")
+def download(c, call: Call, dry_run=False):
     """Weights only, onto the data disk (works on a host booted without GPU)."""
-    opts = _options(tier, model, data_dir, 8000, "127.0.0.1", None, "rentstack", None, endpoint, hf_endpoint, 0)
-    _run(c, "download", host, password, key, dry_run, 0, opts)
+    _run("download", call, dry_run, 0)
 
 
-@rtask
-def up(c, host=None, password=False, key=None, tier="cpu", model=None, data_dir="/root/autodl-tmp", port=8000,
-       bind="127.0.0.1", runner=None, project="rentstack", wheels=None, health_timeout=0, set=None, force=False,
-       dry_run=False, auto_fix=0):
+@host_task(*_SERVE)
+def up(c, call: Call, dry_run=False, auto_fix=0):
     """Start (or keep) the server with the weights already on the host; health, smoke, tunnel line."""
-    opts = _options(tier, model, data_dir, port, bind, runner, project, wheels, None, None, health_timeout, set, force)
-    _run(c, "up", host, password, key, dry_run, int(auto_fix), opts)
+    _run("up", call, dry_run, auto_fix)
 
 
-@rtask
-def down(c, host=None, password=False, key=None, tier="cpu", data_dir="/root/autodl-tmp", runner=None,
-         project="rentstack"):
+@host_task("tier", "data_dir", "runner", "project")
+def down(c, call: Call):
     """Stop the tier's server on the host (weights and venv stay)."""
-    specs = _hosts(c, host)
-    if specs is None:
-        return
-    opts = _options(tier, None, data_dir, 8000, "127.0.0.1", runner, project, None, None, None, 0)
-    for spec in specs:
-        print(_guard(tasks.down, spec, _auth(password, key), opts))
+    for spec in call.hosts:
+        print(tasks.down(spec, call.auth, call.opts))
 
 
-@rtask
-def status(c, host=None, password=False, key=None, tier="cpu", data_dir="/root/autodl-tmp", port=8000,
-           runner=None, project="rentstack"):
-    """Is the server running and healthy; which steps are finished."""
-    specs = _hosts(c, host)
-    if specs is None:
-        return
-    opts = _options(tier, None, data_dir, port, "127.0.0.1", runner, project, None, None, None, 0)
+@host_task("tier", "data_dir", "port", "runner", "project")
+def status(c, call: Call):
+    """Is the server running and healthy; which steps are finished (exit 3 when not healthy)."""
     bad = 0
-    for spec in specs:
-        healthy, text = _guard(tasks.status, spec, _auth(password, key), opts)
+    for spec in call.hosts:
+        healthy, text = tasks.status(spec, call.auth, call.opts)
         print(text)
         bad += not healthy
     if bad:
-        raise Exit(code=3)
+        raise Exit(code=EXIT_UNHEALTHY)
 
 
-@rtask
-def logs(c, host=None, password=False, key=None, tier="cpu", data_dir="/root/autodl-tmp", runner=None,
-         project="rentstack", tail=200):
+@host_task("tier", "data_dir", "runner", "project")
+def logs(c, call: Call, tail=200):
     """Print the server's log from the host."""
-    specs = _hosts(c, host)
-    if specs is None:
-        return
-    spec = _one(specs, "logs")
-    opts = _options(tier, None, data_dir, 8000, "127.0.0.1", runner, project, None, None, None, 0)
-    sys.stdout.write(_guard(tasks.logs, spec, _auth(password, key), opts, int(tail)))
+    lines = check_int("tail", tail, *_BOUNDS["tail"])
+    sys.stdout.write(tasks.logs(_one(call, "logs"), call.auth, call.opts, lines))
 
 
-@rtask
-def tunnel(c, host=None, password=False, key=None, port=8000, local_port=0, seconds=0):
+@host_task("port")
+def tunnel(c, call: Call, local_port=0, seconds=0):
     """Forward a local port to the server on the host and print the equivalent ssh -CNg -L line."""
-    specs = _hosts(c, host)
-    if specs is None:
-        return
-    spec = _one(specs, "tunnel")
-    opts = Options(port=int(port))
-    _guard(tasks.tunnel, spec, _auth(password, key), opts, int(local_port) or int(port), float(seconds) or None)
+    local = check_int("local_port", local_port, *_BOUNDS["local_port"]) or call.opts.port
+    wait = check_int("seconds", seconds, *_BOUNDS["seconds"])
+    tasks.tunnel(_one(call, "tunnel"), call.auth, call.opts, local, float(wait) or None)
 
 
-@rtask
-def doctor(c, host=None, password=False, key=None, tier="cpu", data_dir="/root/autodl-tmp", runner=None,
-           project="rentstack"):
+@host_task("tier", "data_dir", "runner", "project")
+def doctor(c, call: Call):
     """Read the server's log on the host and explain why it fails, with fixes."""
-    specs = _hosts(c, host)
-    if specs is None:
-        return
-    opts = _options(tier, None, data_dir, 8000, "127.0.0.1", runner, project, None, None, None, 0)
-    print(_guard(tasks.doctor, _one(specs, "doctor"), _auth(password, key), opts))
+    print(tasks.doctor(_one(call, "doctor"), call.auth, call.opts))

@@ -157,7 +157,8 @@ def free_local_port() -> int:
 
 
 def tunnel_line(spec: HostSpec, local_port: int, remote_port: int) -> str:
-    """The ssh command a user runs on their laptop for the same tunnel."""
-    return f"ssh -CNg -L {local_port}:127.0.0.1:{remote_port} {' '.join(spec.ssh_args())}"
+    """The ssh command a user runs on their laptop for the same tunnel, each word shell-quoted
+    (it is pasted into a shell; the host parser already refuses odd names, this is the second lock)."""
+    return shlex.join(["ssh", "-CNg", "-L", f"{int(local_port)}:127.0.0.1:{int(remote_port)}", *spec.ssh_args()])
 
 

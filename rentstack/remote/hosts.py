@@ -20,6 +20,8 @@ DEFAULT_USER = "root"
 PASSWORD_ENV = "RENTSTACK_SSH_PASSWORD"
 """Environment variable holding the SSH password (never a command-line flag)."""
 
+_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+"""A login name as useradd accepts it; anything else ($(id), spaces, quotes) is refused."""
 _HOSTNAME = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+|[0-9A-Fa-f:]+)$")
 
 
@@ -87,7 +89,7 @@ def _from_ssh_line(text: str) -> HostSpec:
     if dest is None:
         raise RentstackError(f"host {text!r} names no destination: expected e.g. 'ssh -p 12345 root@region-1.autodl.com'")
     spec = parse_host(dest)
-    return HostSpec(spec.host, user or spec.user, port if port is not None else spec.port)
+    return HostSpec(spec.host, _check_user(user, text) if user else spec.user, port if port is not None else spec.port)
 
 
 def parse_host(text: str) -> HostSpec:
@@ -121,7 +123,14 @@ def parse_host(text: str) -> HostSpec:
         host = rest  # a bare IPv6 address (several colons) has no port
     if not host or not _HOSTNAME.match(host):
         raise RentstackError(f"host {raw!r}: {host!r} is not a host name or address")
-    return HostSpec(host=host, user=user, port=port)
+    return HostSpec(host=host, user=_check_user(user, raw), port=port)
+
+
+def _check_user(user: str, text: str) -> str:
+    if not _USER.match(user):
+        raise RentstackError(f"host {text!r}: user {user!r} is not a login name: use letters, digits, '.', '_' "
+                             "or '-' (e.g. root)")
+    return user
 
 
 def parse_hosts(text: str) -> list[HostSpec]:
@@ -166,19 +175,3 @@ class Auth:
         if self.password is not None:
             return f"the password (from ${PASSWORD_ENV} or the prompt)"
         return "the ssh agent and default keys"
-
-
-def hosts_from_argv(argv: list[str]) -> str | None:
-    """The value of Fabric's -H/--hosts in a command line, or None.
-
-    Fabric calls a task once per -H host, one after the other; the fabfile reads the whole
-    list here so it can run all hosts at once (in parallel) on the first call.
-    """
-    for i, word in enumerate(argv):
-        if word in ("-H", "--hosts") and i + 1 < len(argv):
-            return argv[i + 1]
-        if word.startswith("--hosts="):
-            return word.split("=", 1)[1]
-        if word.startswith("-H") and len(word) > 2:
-            return word[2:]
-    return None

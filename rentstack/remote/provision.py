@@ -13,7 +13,6 @@ import hashlib
 import os
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from rentstack.remote import download, runners
 from rentstack.remote.connection import Remote, free_local_port, tunnel_line
 from rentstack.remote.facts import HostFacts, gather
 from rentstack.remote.layout import GIB, Layout, cache_env, check_space, env_sh_text, parse_df_size, source_line, space_need
+from rentstack.remote.options import InputError, Options, replace_sets  # noqa: F401 (re-exported)
 from rentstack.remote.host_state import HostState, checksum, parse_state, state_path
 from rentstack.remote.steps import RunReport, Step, StopRun
 from rentstack.render import Deployment, build_deployment, image_for
@@ -33,45 +33,20 @@ from rentstack.verify import ready_lines, smoke, smoke_line
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_MODELS = REPO / "models"
-LOCAL_HOSTS = REPO / ".rentstack" / "hosts"
 SHM_MIN_BYTES = 512 * 2**20
 """vLLM 0.32 asked for 160 MiB of /dev/shm with one CPU worker; leave room for more."""
 NO_GPU_STOP = "no GPU on this host (nvidia-smi sees none): boot the instance with its GPU, then run `fab up`"
 
 
-@dataclass(frozen=True)
-class Options:
-    """What the user asked for; every fab task builds one."""
-
-    tier: str = "cpu"
-    model: str | None = None
-    data_dir: str = "/root/autodl-tmp"
-    port: int = 8000
-    bind: str = "127.0.0.1"
-    runner: str | None = None
-    """compose | native; None: decided by the host's facts."""
-    project: str = "rentstack"
-    """docker compose project name on compose hosts."""
-    wheels: str | None = None
-    """A wheelhouse directory on the host for the native venv (default: /root/autodl-pub/wheels if present)."""
-    endpoint: str | None = None
-    """ModelScope endpoint (default www.modelscope.cn)."""
-    hf_endpoint: str | None = download.HF_MIRROR
-    sets: dict[str, object] = field(default_factory=dict)
-    force: bool = False
-    health_timeout: int | None = None
-    local_state: Path = LOCAL_HOSTS
-
-
 def resolve_inputs(opts: Options) -> tuple[Tier, CatalogModel]:
     """Tier and model, validated before any connection: a typo fails with one line, nothing written."""
-    tier = load_tier(opts.tier)
-    model = resolve_model(opts.model or tier.model)
-    if opts.runner not in (None, "compose", "native"):
-        raise RentstackError(f"runner {opts.runner!r} is unknown; use compose or native (default: from the host's facts)")
-    if not 1 <= opts.port <= 65535:
-        raise RentstackError(f"port {opts.port} is out of range: use 1-65535")
-    return tier, model
+    try:
+        tier = load_tier(opts.tier)
+        return tier, resolve_model(opts.model or tier.model)
+    except InputError:
+        raise
+    except RentstackError as exc:
+        raise InputError(str(exc)) from None
 
 
 def host_tier(tier: Tier, facts: HostFacts) -> Tier:
@@ -646,7 +621,3 @@ class HostRun:
             else:
                 report.outputs.append(f"AutoDL custom service: {url} serves port 6006; "
                                       "use --port 6006 --bind 0.0.0.0 to publish there (the key stays required)")
-
-
-def replace_sets(opts: Options, extra: dict[str, object]) -> Options:
-    return replace(opts, sets={**opts.sets, **extra})

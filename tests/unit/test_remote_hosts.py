@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rentstack.errors import RentstackError
-from rentstack.remote.hosts import Auth, HostSpec, hosts_from_argv, parse_host, parse_hosts
+from rentstack.remote.hosts import Auth, HostSpec, parse_host, parse_hosts
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -61,14 +61,3 @@ def test_password_auth_tries_no_keys_and_describe_hides_the_secret() -> None:
     assert "s3cret" not in auth.describe
     assert Auth(key_filename="/k").connect_kwargs() == {"key_filename": "/k", "look_for_keys": False}
     assert Auth().connect_kwargs() == {}
-
-
-@pytest.mark.parametrize("argv, expected", [
-    (["-H", "a,b", "provision"], "a,b"),
-    (["--hosts=a,b", "provision"], "a,b"),
-    (["--hosts", "a", "up"], "a"),
-    (["-Ha,b", "up"], "a,b"),
-    (["provision", "--host", "a"], None),
-])
-def test_hosts_from_fab_argv(argv: list[str], expected: str | None) -> None:
-    assert hosts_from_argv(argv) == expected

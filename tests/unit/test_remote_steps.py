@@ -7,6 +7,7 @@ import pytest
 from rentstack.errors import RentstackError
 from rentstack.remote.facts import Gpu, HostFacts
 from rentstack.remote.layout import Layout, SpaceNeed, check_space, env_sh_text, space_need
+from rentstack.remote.options import InputError
 from rentstack.remote.provision import Options, host_tier, resolve_inputs
 from rentstack.remote.steps import RunReport, Step, StopRun, plan_lines, run_steps
 from rentstack.config import load_tier
@@ -109,11 +110,11 @@ def test_gpu_tier_without_gpus_or_with_too_few_is_one_line() -> None:
 
 
 @pytest.mark.parametrize("opts, fragment", [
-    (Options(tier="cpuu"), "unknown tier 'cpuu' (did you mean 'cpu'?)"),
-    (Options(model="qwen3-8bb"), "unknown model 'qwen3-8bb'"),
-    (Options(runner="k8s"), "runner 'k8s' is unknown"),
+    (dict(tier="cpuu"), "unknown tier 'cpuu' (did you mean 'cpu'?)"),
+    (dict(model="qwen3-8bb"), "unknown model 'qwen3-8bb'"),
+    (dict(runner="k8s"), "--runner 'k8s' is unknown"),
 ])
-def test_bad_tier_model_runner_fail_before_any_connection(opts: Options, fragment: str) -> None:
-    with pytest.raises(RentstackError) as exc:
-        resolve_inputs(opts)
+def test_bad_tier_model_runner_fail_before_any_connection(opts: dict, fragment: str) -> None:
+    with pytest.raises(InputError) as exc:
+        resolve_inputs(Options(**opts))
     assert fragment in str(exc.value)

@@ -161,7 +161,7 @@ def test_compose_provision_end_to_end_and_rerun(hosts, fab) -> None:
 def test_two_hosts_in_parallel_with_a_report_per_host(hosts, fab) -> None:
     both = ",".join(h.address for h in hosts.values())
     # Both hosts hold the weights; a download run is quick and changes nothing.
-    r = fab("-H", both, "download", "--data-dir", hosts["native"].data_dir)
+    r = fab("download", "--host", both, "--data-dir", hosts["native"].data_dir)
     out = r.text
     assert "== per-host report ==" in out
     assert f"{hosts['native'].address}: unchanged" in out
@@ -197,7 +197,7 @@ def test_wrong_password_and_wrong_key(hosts, fab, credentials) -> None:
 ])
 def test_unknown_tier_or_model_is_one_line_before_connecting(fab, args, fragment) -> None:
     r = fab("provision", "--host", "root@127.0.0.1:1", *args)
-    assert r.code == 1 and fragment in r.err and "cannot reach" not in r.err, r.text
+    assert r.code == 2 and fragment in r.err and "cannot reach" not in r.err, r.text
 
 
 def test_disk_too_small_refuses_with_numbers_and_writes_nothing(hosts, fab) -> None:
