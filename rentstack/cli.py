@@ -18,8 +18,16 @@ from rentstack.errors import RentstackError
 COMMANDS = ("render", "up", "image", "plan", "doctor", "tiers", "models", "export")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one line naming the argument and where to
+    look, like every other error (subcommand parsers inherit this class)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise RentstackError(f"{message}: see `{self.prog} --help`")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rentstack", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="rentstack", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
