@@ -42,10 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_nul(argv: list[str]) -> None:
+    """A NUL byte cannot be part of a path, a name or a value (a real argv cannot even carry
+    one); refuse it up front, naming the flag it was given to."""
+    for i, arg in enumerate(argv):
+        if "\x00" in arg:
+            flag = argv[i - 1] if i and argv[i - 1].startswith("-") else f"argument {i + 1}"
+            raise RentstackError(f"{flag} {arg!r} contains a NUL byte: remove it")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
+        _refuse_nul(argv)
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except RentstackError as exc:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from rentstack.config.errors import explain
 from rentstack.errors import RentstackError
 from rentstack.config import Tier, custom_tier, load_tier, parse_size_gib
 
@@ -27,7 +30,8 @@ def tier_from_args(args: argparse.Namespace, default: str | None = "cpu") -> Tie
     """--tier [--preset], or --gpus N --gpu-mem X for any card; --free-gib overrides."""
     if args.gpus is not None or args.gpu_mem is not None:
         if args.preset:
-            raise RentstackError("--preset belongs to a shipped tier; it cannot be used with --gpus")
+            raise RentstackError("--preset belongs to a shipped tier; it cannot be used with --gpus: "
+                                 "drop --preset, or use --tier with it")
         if args.tier:
             raise RentstackError("give either --tier or --gpus/--gpu-mem, not both")
         if args.gpus is None or args.gpu_mem is None:
@@ -42,8 +46,11 @@ def tier_from_args(args: argparse.Namespace, default: str | None = "cpu") -> Tie
         tier = load_tier(name).with_preset(args.preset)
         if args.free_gib is not None:
             if tier.accelerator == "cpu":
-                raise RentstackError("--free-gib applies to GPU tiers; the cpu tier has no GPU memory")
+                raise RentstackError("--free-gib applies to GPU tiers; the cpu tier has no GPU memory: drop --free-gib")
             data = tier.model_dump()
             data["gpu"]["free_gib"] = args.free_gib
-            tier = Tier.model_validate(data)
+            try:
+                tier = Tier.model_validate(data)
+            except ValidationError as exc:
+                raise explain(exc, Tier, f"--free-gib {args.free_gib:g}") from None
     return tier

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rentstack.commands._common import CACHE_DIR, REPO, STATE_DIR, add_tier_args, tier_from_args
 from rentstack.errors import RentstackError
+from rentstack.safe import check_name
 from rentstack.local.compose import Stack
 from rentstack.local.docker import port_free, require_docker
 from rentstack.local.image import build_cpu_image
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _stack(tier_name: str, state_dir: Path, project: str | None = None) -> Stack:
+    check_name("--tier", tier_name)   # a directory under the state dir: never a path
     env_file = state_dir / tier_name / "compose.env"
     if not env_file.is_file():
         raise RentstackError(f"tier {tier_name} has not been rendered here ({env_file} is missing): "
@@ -138,6 +140,8 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_logs(args: argparse.Namespace) -> int:
+    if not 1 <= args.tail <= 100_000:
+        raise RentstackError(f"--tail {args.tail} is out of range: use 1-100000 lines")
     require_docker()
     sys.stdout.write(_stack(args.tier, Path(args.state_dir), args.project).logs(tail=args.tail))
     return 0

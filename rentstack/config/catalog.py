@@ -60,7 +60,7 @@ def _check_ref(scheme: str, ref: str, text: str) -> None:
     if scheme == "local":
         name = Path(ref.rstrip("/")).name
         if not ref.startswith("/") or name in ("", ".", ".."):
-            raise RentstackError(f"model {text!r}: a local model is an absolute path to its directory, "
+            raise RentstackError(f"model {text!r}: write a local model as the absolute path of its directory, "
                                  "e.g. local:/data/models/qwen3-8b")
         # its lower-cased name becomes the served model name and a directory name
         check_name(f"local model directory name in {text!r} (lower-cased)", name.lower())
@@ -129,6 +129,9 @@ def resolve_model(name_or_source: str) -> CatalogModel:
     """A catalog name, or a source string made into an ad-hoc entry (no shipped config)."""
     catalog = load_catalog()
     check_text("--model", name_or_source)
+    if not name_or_source.strip():
+        raise RentstackError("--model is empty: give a catalog name "
+                             f"({', '.join(sorted(catalog))}) or modelscope:/hf:/local: source, or leave it out")
     if name_or_source in catalog:
         return catalog[name_or_source]
     if ":" not in name_or_source and "/" not in name_or_source:   # a catalog name, misspelt

@@ -67,7 +67,8 @@ class Gpu(BaseModel):
     @model_validator(mode="after")
     def _free_within_total(self) -> Gpu:
         if self.free_gib is not None and self.free_gib > self.memory_gib:
-            raise ValueError(f"free_gib {self.free_gib} exceeds memory_gib {self.memory_gib}")
+            raise ValueError(f"free_gib {self.free_gib} exceeds memory_gib {self.memory_gib}: "
+                             "lower it to at most the card's memory")
         return self
 
 

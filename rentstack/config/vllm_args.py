@@ -129,10 +129,11 @@ def parse_set(item: str) -> tuple[str, object]:
         raise _secret_refusal("--set", key)
     known = known_args()
     if key in REMOVED:
-        raise RentstackError(f"--set {key}: not a vLLM {version()} setting: {REMOVED[key]}")
+        raise RentstackError(f"--set {key}: not a vLLM {version()} setting: {REMOVED[key]}; drop it")
     if key not in known and key not in MANAGED:
         hint = did_you_mean(key.replace("_", "-"), known)
-        raise RentstackError(f"--set {key}: unknown vLLM setting{hint}")
+        raise RentstackError(f"--set {key}: unknown vLLM setting{hint}: use a long flag name of `vllm serve`, "
+                             "e.g. --set max-model-len=4096")
     kind = kind_of(key) if key in known else "str"
     try:
         if kind == "bool":
@@ -147,6 +148,8 @@ def parse_set(item: str) -> tuple[str, object]:
         else:
             value = raw
     except ValueError:
-        raise RentstackError(f"--set {key}={raw!r}: {key} takes a {kind}") from None
+        example = {"bool": "true or false", "int": "a whole number such as 4096", "float": "a number such as 0.9"}
+        raise RentstackError(f"--set {key}={raw!r}: {key} takes {example.get(kind, 'a ' + kind)}: "
+                             f"write e.g. --set {key}={ {'bool': 'true', 'int': '4096', 'float': '0.9'}.get(kind, 'VALUE') }") from None
     check_vllm_settings({key: value}, where="--set")
     return key, value

