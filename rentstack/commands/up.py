@@ -148,7 +148,7 @@ def run_logs(args: argparse.Namespace) -> int:
 
 
 def run_smoke(args: argparse.Namespace) -> int:
-    tier_dir = Path(args.state_dir) / args.tier
+    tier_dir = Path(args.state_dir) / check_name("--tier", args.tier)
     record = read_record(tier_dir)
     key = read_api_key(tier_dir / record.secrets_file)
     result = smoke(record.endpoint, key, record.served_model_name, args.prompt, max_tokens=64)
