@@ -548,6 +548,141 @@ STATIC_FACTS: tuple[Fact[Any], ...] = (
 )  # fmt: skip
 
 
+# --------------------------------------------------------------------------- read by steps
+# Facts a provisioning step reads when it runs (their command depends on the tier, the model
+# or a path), one command each, parsed here like the static ones. A step never parses a
+# remote command's output itself.
+
+
+def _q(word: str) -> str:
+    return shlex.quote(word)
+
+
+def parse_ok(output: str, exit_code: int = 0) -> bool:
+    """For test-style commands (test -f, grep -q, docker image inspect): exit 0 means yes."""
+    return exit_code == 0
+
+
+@dataclass(frozen=True)
+class Space:
+    """``df -B1 --output=size,avail PATH``: the filesystem's size and what is free, in bytes."""
+
+    size_bytes: int
+    avail_bytes: int
+
+
+def parse_df_space(output: str, exit_code: int = 0) -> Space:
+    for line in reversed(output.strip().splitlines()):
+        parts = line.split()
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            return Space(int(parts[0]), int(parts[1]))
+    raise RentstackError(f"could not read free space from df (exit {exit_code}): {output.strip()[:120]!r}")
+
+
+def parse_df_size(output: str, exit_code: int = 0) -> int:
+    """``df -B1 --output=size PATH`` (a header, then bytes); 0 when unreadable."""
+    for line in reversed(output.strip().splitlines()):
+        if line.strip().isdigit():
+            return int(line.strip())
+    return 0
+
+
+def parse_file_sizes(output: str, exit_code: int = 0) -> dict[str, int]:
+    """``stat -c '%s %n' NAME...`` lines -> {name: bytes}; names stat could not see are absent."""
+    sizes: dict[str, int] = {}
+    for line in output.splitlines():
+        size, _, name = line.partition(" ")
+        if size.isdigit() and name:
+            sizes[name] = int(size)
+    return sizes
+
+
+def parse_sha256sums(output: str, exit_code: int = 0) -> dict[str, str]:
+    """``sha256sum PATH...`` lines ('<64 hex>  <path>') -> {path: digest}; missing files are absent."""
+    sums: dict[str, str] = {}
+    for line in output.splitlines():
+        digest, _, path = line.partition("  ")
+        if re.fullmatch(r"[0-9a-f]{64}", digest) and path:
+            sums[path] = digest
+    return sums
+
+
+def parse_text(output: str, exit_code: int = 0) -> str | None:
+    """A file's text (``cat``), or None when it is missing or unreadable."""
+    return output if exit_code == 0 else None
+
+
+def parse_venv_marker(output: str, exit_code: int = 0) -> str | None:
+    """The wheel a complete venv was made from (its marker file), or None when incomplete."""
+    text = output.strip()
+    return text if exit_code == 0 and text else None
+
+
+def parse_compose_state(output: str, exit_code: int = 0) -> str:
+    """``docker compose ps -a --format '{{.State}} {{.Status}}' SERVICE``: 'running ...', 'exited ...' or ''."""
+    lines = output.strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def df_space_fact(path: str) -> Fact[Space]:
+    return Fact("df_space", f"df -B1 --output=size,avail -- {_q(path)}", parse_df_space)
+
+
+def df_size_fact(path: str) -> Fact[int]:
+    return Fact("df_size", f"df -B1 --output=size -- {_q(path)}", parse_df_size)
+
+
+SHM = Fact("shm_size", "df -B1 --output=size /dev/shm 2>/dev/null | tail -n 1", parse_df_size)
+"""/dev/shm's size (0: unknown); Docker gives a container 64 MiB unless told otherwise."""
+
+
+def image_present_fact(image: str) -> Fact[bool]:
+    return Fact("image_present", f"docker image inspect {_q(image)} >/dev/null 2>&1", parse_ok)
+
+
+def file_exists_fact(path: str) -> Fact[bool]:
+    return Fact("file_exists", f"test -f {_q(path)}", parse_ok)
+
+
+def line_in_file_fact(line: str, path: str) -> Fact[bool]:
+    """Is ``line`` a whole line of ``path`` (a ~-path is left for the shell to expand)."""
+    target = path if path.startswith("~/") and re.fullmatch(r"~/[A-Za-z0-9._-]+", path) else _q(path)
+    return Fact("line_in_file", f"grep -qxF {_q(line)} {target}", parse_ok)
+
+
+def wheelhouse_fact(directory: str) -> Fact[bool]:
+    """Does ``directory`` hold any wheel (the native runner then installs offline from it)."""
+    return Fact("wheelhouse", f"ls {_q(directory)}/*.whl >/dev/null 2>&1", parse_ok)
+
+
+def file_sizes_fact(directory: str, names: list[str]) -> Fact[dict[str, int]]:
+    words = " ".join(_q(n) for n in names)
+    return Fact("file_sizes", f"cd {_q(directory)} 2>/dev/null && stat -c '%s %n' -- {words} 2>/dev/null; true",
+                parse_file_sizes)
+
+
+def sha256_fact(paths: list[str]) -> Fact[dict[str, str]]:
+    return Fact("sha256", "sha256sum -- " + " ".join(_q(p) for p in paths) + " 2>/dev/null; true", parse_sha256sums)
+
+
+def file_text_fact(path: str) -> Fact[str | None]:
+    return Fact("file_text", f"cat -- {_q(path)} 2>/dev/null", parse_text)
+
+
+def command_fact(name: str, command: str, parse: Callable[[str, int], T]) -> Fact[T]:
+    """A fact whose command is built elsewhere (rentstack.remote.runners: venv marker,
+    server state, health probe); the parser still lives here."""
+    return Fact(name, command, parse)
+
+
+STEP_PARSERS: dict[str, Callable[[str, int], Any]] = {
+    "df_space": parse_df_space, "df_size": parse_df_size, "shm_size": parse_df_size, "ok": parse_ok,
+    "file_sizes": parse_file_sizes, "sha256": parse_sha256sums, "file_text": parse_text,
+    "venv_marker": parse_venv_marker, "compose_state": parse_compose_state,
+}
+"""The parsers of the facts above, by the name their golden cases use."""
+
+
 # --------------------------------------------------------------------------- aggregate
 
 Runner = Literal["compose", "native"]

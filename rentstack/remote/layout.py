@@ -159,16 +159,3 @@ def check_space(need: SpaceNeed, free_bytes: int, data_dir: str, note: str = "")
             f"{data_dir} has {free:.2f} GiB free{note} but this needs {need.describe()}: "
             f"expand the data disk (AutoDL console: 扩容) or pick a smaller model; nothing was downloaded")
     return f"{free:.2f} GiB free{note}, {need.total_gib:.2f} GiB needed ({need.describe()}) — ok"
-
-
-def parse_df_avail(output: str) -> int:
-    """The number from ``df -B1 --output=avail PATH`` (header line, then bytes)."""
-    for line in reversed(output.strip().splitlines()):
-        if line.strip().isdigit():
-            return int(line.strip())
-    raise RentstackError(f"could not read free space from df: {output.strip()[:120]!r}")
-
-
-def parse_df_size(output: str) -> int:
-    """The number from ``df -B1 --output=size PATH``."""
-    return parse_df_avail(output)

@@ -15,11 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from rentstack.errors import RentstackError
 from rentstack.remote import runners
-from rentstack.remote.connection import Remote, tunnel_line
+from rentstack.remote.connection import Remote, free_local_port, tunnel_line
 from rentstack.remote.hosts import Auth, HostSpec
-from rentstack.remote.provision import HostRun, Options, replace_sets, resolve_inputs
-from rentstack.remote.steps import RunReport, run_steps
-from rentstack.start import Attempt, start_with_autofix
+from rentstack.remote.options import Options, replace_sets
+from rentstack.remote.provision import host_tier, resolve_inputs
+from rentstack.remote.steps import PLANS, RunReport, run_steps
+from rentstack.remote.steps import render as render_step
+from rentstack.remote.steps import server as server_step
+from rentstack.remote.steps.context import Ctx, HostIO, connect
+from rentstack.start import Attempt, calibrate, start_with_autofix
+from rentstack.verify import ready_lines, smoke, smoke_line
 
 _print_lock = threading.Lock()
 
@@ -31,10 +36,6 @@ def _echo_for(spec: HostSpec, many: bool) -> Callable[[str], None]:
     return echo
 
 
-def _steps_for(action: str, run: HostRun):
-    return {"provision": run.provision_steps, "download": run.download_steps, "up": run.up_steps}[action]()
-
-
 def run_action(action: str, spec: HostSpec, auth: Auth, opts: Options, *, dry_run: bool = False,
                auto_fix: int = 0, many: bool = False) -> RunReport:
     """provision | download | up on one host; never raises for a RentstackError (see report.error)."""
@@ -44,25 +45,53 @@ def run_action(action: str, spec: HostSpec, auth: Auth, opts: Options, *, dry_ru
     try:
         with Remote(spec, auth) as remote:
             def attempt(overrides: dict, n: int) -> Attempt:
-                run = HostRun(remote, replace_sets(opts, overrides), echo)
+                ctx, host = connect(remote, replace_sets(opts, overrides))
                 if n == 0:
-                    echo(f"{spec.label}: {run.facts.os.pretty_name or 'unknown OS'}, {run.facts.effective_cpus:g} CPUs, "
-                         f"{len(run.facts.gpus)} GPU(s), runner {run.runner}; data disk {opts.data_dir}"
+                    f = ctx.facts
+                    echo(f"{spec.label}: {f.os.pretty_name or 'unknown OS'}, {f.effective_cpus:g} CPUs, "
+                         f"{len(f.gpus)} GPU(s), runner {ctx.runner}; data disk {opts.data_dir}"
                          + (" — dry run, nothing changes" if dry_run else ""))
-                result = run_steps(_steps_for(action, run), RunReport(spec.label, seconds=report.seconds),
-                                   dry_run=dry_run, echo=echo)
-                return Attempt(ok=result.ok, log=run.last_log, result=(run, result))
+                result = run_steps(PLANS[action](ctx), RunReport(spec.label), host, dry_run=dry_run, echo=echo)
+                return Attempt(ok=result.ok, log=result.server_log, result=(ctx, host, result))
 
             done = start_with_autofix(attempt, auto_fix=auto_fix, echo=echo)
-            run, report = done.result
+            ctx, host, report = done.result
             if not report.error and not report.stopped and not dry_run and action in ("provision", "up"):
-                run.verify(report)
+                verify(ctx, host, report)
             elif action == "download" and not report.error and not dry_run:
                 report.outputs.append("weights ready; serve with `fab up` (boot with the GPU first for GPU tiers)")
     except RentstackError as exc:
         report.error = str(exc)
     report.seconds = time.monotonic() - start
     return report
+
+
+def verify(ctx: Ctx, host: HostIO, report: RunReport, check: bool = True) -> None:
+    """After a good start: save a GPU calibration, send the smoke request through an SSH
+    tunnel, then say where to reach the server."""
+    port = ctx.opts.port
+    view = host.view()
+    if ctx.tier.accelerator == "gpu":
+        tier = host_tier(ctx.tier, ctx.facts)
+        saved = calibrate(server_step.log_tail(ctx, view, 2000), tier.gpu.name, tier.gpu.memory_gib, ctx.model.name,
+                          echo=report.outputs.append)
+        if saved is None:
+            report.outputs.append("calibration: this start's log gave no figures to save")
+    if check:
+        with host.tunnel(free_local_port(), port) as url:
+            result = smoke(url, render_step.api_key(ctx, view), ctx.model.name)
+        report.outputs.append(smoke_line(result, ", through an SSH tunnel"))
+    report.outputs += ready_lines(f"http://127.0.0.1:{port}", ctx.model.name, str(ctx.local_key_file),
+                                  " through the tunnel below")
+    report.outputs.append(f"on the host: http://127.0.0.1:{port}/v1, key in {render_step.secrets_path(ctx)}")
+    report.outputs.append(f"tunnel: {tunnel_line(ctx.spec, port, port)}  then http://127.0.0.1:{port}/v1 here")
+    url = ctx.facts.autodl_service_url
+    if url:
+        if port == 6006 and ctx.opts.bind == "0.0.0.0":
+            report.outputs.append(f"AutoDL custom service: {url}/v1")
+        else:
+            report.outputs.append(f"AutoDL custom service: {url} serves port 6006; "
+                                  "use --port 6006 --bind 0.0.0.0 to publish there (the key stays required)")
 
 
 def run_hosts(action: str, specs: list[HostSpec], auth: Auth, opts: Options, **kwargs) -> list[RunReport]:
@@ -87,42 +116,43 @@ def failures(reports: list[RunReport]) -> str | None:
 # --------------------------------------------------------------------------- small tasks
 
 
-def _session(spec: HostSpec, auth: Auth, opts: Options) -> tuple[Remote, HostRun]:
+def _session(spec: HostSpec, auth: Auth, opts: Options) -> tuple[Remote, Ctx, HostIO]:
     remote = Remote(spec, auth).open()
-    return remote, HostRun(remote, opts)
+    ctx, host = connect(remote, opts)
+    return remote, ctx, host
 
 
 def down(spec: HostSpec, auth: Auth, opts: Options) -> str:
-    remote, run = _session(spec, auth, opts)
+    remote, ctx, host = _session(spec, auth, opts)
     with remote:
-        if run.runner == "compose":
-            remote.check(runners.compose_down(run.layout, run.tier, opts.project), "docker compose down")
+        if ctx.runner == "compose":
+            host.check(runners.compose_down(ctx.layout, ctx.tier, opts.project), "docker compose down")
             what = "containers removed"
         else:
-            slugs = tuple(p.slug for p in runners.native_programs(run.layout, run.tier.name))
-            _, out = remote.run(runners.native_stop(run.layout, run.tier.name, slugs))
-            what = out.strip() or "stopped"
-        run.state.forget(run.key("server"))
-        run.save_state()
-        return f"{spec.label}: tier {run.tier.name} {what}"
+            slugs = tuple(p.slug for p in runners.native_programs(ctx.layout, ctx.tier.name))
+            _, out = host.run(runners.native_stop(ctx.layout, ctx.tier.name, slugs))
+            what = " ".join(out.split()) or "stopped"
+        host.forget(ctx.key("server"))
+        return f"{spec.label}: tier {ctx.tier.name} {what}"
 
 
 def status(spec: HostSpec, auth: Auth, opts: Options) -> tuple[bool, str]:
-    remote, run = _session(spec, auth, opts)
+    remote, ctx, host = _session(spec, auth, opts)
     with remote:
-        running = run.server_running()
-        healthy = running and run.healthy()
-        steps = ", ".join(sorted(run.state.steps)) or "none"
-        text = (f"{spec.label}: tier {run.tier.name} ({run.runner}) "
+        view = host.view()
+        running = server_step.running(ctx, view)
+        healthy = running and server_step.healthy(ctx, view)
+        steps = ", ".join(sorted(view.steps)) or "none"
+        text = (f"{spec.label}: tier {ctx.tier.name} ({ctx.runner}) "
                 f"{'healthy' if healthy else 'running, not healthy' if running else 'not running'} on 127.0.0.1:{opts.port}; "
                 f"finished steps: {steps}")
         return healthy, text
 
 
 def logs(spec: HostSpec, auth: Auth, opts: Options, tail: int) -> str:
-    remote, run = _session(spec, auth, opts)
+    remote, ctx, host = _session(spec, auth, opts)
     with remote:
-        return run.log_tail(tail)
+        return server_step.log_tail(ctx, host.view(), tail)
 
 
 def doctor(spec: HostSpec, auth: Auth, opts: Options, tail: int = 2000) -> str:

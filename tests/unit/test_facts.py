@@ -15,7 +15,8 @@ from rentstack.remote import facts as F
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "facts"
 CASES = sorted((GOLDEN / "cases").glob("*.json"))
-FACT_CASES = [p for p in CASES if not p.name.startswith("host-")]
+FACT_CASES = [p for p in CASES if not p.name.startswith(("host-", "step-"))]
+STEP_CASES = [p for p in CASES if p.name.startswith("step-")]
 HOST_CASES = [p for p in CASES if p.name.startswith("host-")]
 
 FACTS_BY_NAME = {f.name: f for f in F.STATIC_FACTS}
@@ -80,6 +81,15 @@ def test_host_facts_from_whole_capture(path: Path) -> None:
 def test_every_fact_has_a_captured_case() -> None:
     covered = {json.loads(p.read_text())["fact"] for p in FACT_CASES}
     assert covered >= set(FACTS_BY_NAME) | {"data_disk"}, set(FACTS_BY_NAME) - covered
+    parsers = {json.loads(p.read_text())["parser"] for p in STEP_CASES}
+    assert parsers >= set(F.STEP_PARSERS), set(F.STEP_PARSERS) - parsers
+
+
+@pytest.mark.parametrize("path", STEP_CASES, ids=[p.stem for p in STEP_CASES])
+def test_step_fact_parser_on_captured_output(path: Path) -> None:
+    case = json.loads(path.read_text())
+    output, code = load_input(case)
+    assert jsonable(F.STEP_PARSERS[case["parser"]](output, code)) == case["expected"]
 
 
 def sections_of(capture: str) -> dict[str, tuple[int, str]]:

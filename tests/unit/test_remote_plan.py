@@ -9,8 +9,9 @@ import pytest
 
 from rentstack.remote.facts import facts_command
 from rentstack.remote.hosts import HostSpec
-from rentstack.remote.provision import HostRun, Options
-from rentstack.remote.steps import RunReport, StopRun, run_steps
+from rentstack.remote.options import Options
+from rentstack.remote.steps import PLANS, RunReport, StopRun, run_steps
+from rentstack.remote.steps.context import View, connect
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "facts"
 GATHER = (GOLDEN / "debian12-container-no-docker.gather.txt").read_text()
@@ -20,15 +21,16 @@ GIB = 1024**3
 class CapturedHost:
     """Answers the read-only commands of a dry run; any write fails the test."""
 
-    def __init__(self, size: int, avail: int) -> None:
+    def __init__(self, size: int, avail: int, gather: str = GATHER, data_dir: str = "/root/autodl-tmp") -> None:
         self.spec = HostSpec("region-1.autodl.com", "root", 12345)
         self.df = f"1B-blocks Avail\n{size} {avail}\n"
+        self.gather, self.data_dir = gather, data_dir
         self.commands: list[str] = []
 
     def run(self, command: str, **_: object) -> tuple[int, str]:
         self.commands.append(command)
-        if command == facts_command("/root/autodl-tmp"):
-            return 0, GATHER
+        if command == facts_command(self.data_dir):
+            return 0, self.gather
         if command.startswith("df -B1 --output=size,avail"):
             return 0, self.df
         return 1, ""
@@ -47,9 +49,9 @@ class CapturedHost:
     put_file = put_bytes = write
 
 
-def _dry_run(host: CapturedHost, **opts: object) -> RunReport:
-    run = HostRun(host, Options(model="modelscope:Qwen/Qwen3-0.6B", **opts), echo=lambda _: None)  # type: ignore[arg-type]
-    return run_steps(run.provision_steps(), RunReport(host.spec.label), dry_run=True)
+def _dry_run(host: CapturedHost, action: str = "provision", **opts: object) -> RunReport:
+    ctx, io = connect(host, Options(**{"model": "modelscope:Qwen/Qwen3-0.6B", **opts}))  # type: ignore[arg-type]
+    return run_steps(PLANS[action](ctx), RunReport(host.spec.label), io, dry_run=True)
 
 
 def test_dry_run_on_an_autodl_like_container_plans_the_native_runner() -> None:
@@ -84,12 +86,53 @@ def test_dry_run_refuses_a_small_disk_with_the_numbers() -> None:
 
 def test_gpu_tier_on_the_no_gpu_capture_stops_after_the_weights() -> None:
     host = CapturedHost(size=50 * GIB, avail=49 * GIB)
-    run = HostRun(host, Options(tier="4090x1", model="modelscope:Qwen/Qwen3-0.6B"), echo=lambda _: None)  # type: ignore[arg-type]
-    steps = run.provision_steps()
+    ctx, io = connect(host, Options(tier="4090x1", model="modelscope:Qwen/Qwen3-0.6B"))  # type: ignore[arg-type]
+    steps = PLANS["provision"](ctx)
     names = [s.name for s in steps]
     assert names.index("gpu") < names.index("host: docker") < names.index("runtime: venv")
     gate = steps[names.index("gpu")]
-    assert gate.check() is None                      # no GPU in the capture: the gate acts...
+    assert gate.check(io.view()) is None              # no GPU in the capture: the gate acts...
     with pytest.raises(StopRun) as stop:
-        gate.act()
+        gate.act(io)
     assert "boot the instance with its GPU, then run `fab up`" in str(stop.value)
+
+
+def test_checks_get_a_view_that_cannot_write() -> None:
+    host = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    _, io = connect(host, Options())
+    view = io.view()
+    assert isinstance(view, View)
+    assert not any(hasattr(view, name) for name in ("run", "check", "write", "put_file", "record", "forget"))
+    with pytest.raises(TypeError):
+        view.steps["x"] = {}                           # the state records are read-only too
+
+
+def test_dry_run_of_the_builtin_model_converts_nothing_here(tmp_path, monkeypatch) -> None:
+    """The offline model is made on this machine by a docker conversion: an act, never a check."""
+    def no_conversion(*a, **k):
+        raise AssertionError("--dry-run started the local model conversion")
+
+    monkeypatch.setattr("rentstack.local.models.ensure_model", no_conversion)
+    monkeypatch.setattr("rentstack.remote.steps.context.LOCAL_MODELS", tmp_path / "models")
+    host = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    ctx, io = connect(host, Options())
+    assert ctx.local_model_dir is not None
+    ctx = type(ctx)(**{**ctx.__dict__, "local_models": tmp_path / "models"})
+    report = run_steps(PLANS["provision"](ctx), RunReport(host.spec.label), io, dry_run=True)
+    got = {r.name: (r.status, r.detail) for r in report.results}
+    assert report.ok, report.text()
+    assert got["weights"] == ("would run", "upload smollm2-135m from this machine to /root/autodl-tmp/models/smollm2-135m")
+
+
+def test_dry_run_on_a_docker_vm_plans_the_compose_runner() -> None:
+    gather = (GOLDEN / "debian12-vm-with-docker.gather.txt").read_text()
+    data_dir = "/tmp/rsfake/root/autodl-tmp"
+    host = CapturedHost(size=50 * GIB, avail=49 * GIB, gather=gather, data_dir=data_dir)
+    report = _dry_run(host, data_dir=data_dir)
+    got = {r.name: (r.status, r.detail) for r in report.results}
+    assert report.error and report.error.startswith("runtime: image: image rentstack/vllm-cpu:0.32.0 is not on the host"), \
+        report.text()
+    assert got["host: docker"][0] == "skipped" and "Docker 20.10" in got["host: docker"][1]
+    # Every command the dry run sent was a read: the facts script or one of the step facts.
+    reads = ("sh -c ", "df -B1", "cat -- ", "docker image inspect", "grep -qxF", "cd ", "sha256sum", "test -f")
+    assert all(c.startswith(reads) for c in host.commands), host.commands

@@ -13,23 +13,33 @@ from rentstack.remote.steps import RunReport, Step, StopRun, plan_lines, run_ste
 from rentstack.config import load_tier
 
 
+class _Host:
+    """Just enough host for run_steps: a view for the checks."""
+
+    def view(self) -> object:
+        return object()
+
+
+H = _Host()
+
+
 def _steps(log: list[str]) -> list[Step]:
     def act(name: str):
-        def inner() -> str:
+        def inner(host) -> str:
             log.append(name)
             return f"{name} done"
         return inner
 
     return [
-        Step("disk", "grow the disk", act("disk"), lambda: "filesystem fills /dev/vdb — skipped"),
+        Step("disk", "grow the disk", act("disk"), lambda view: "filesystem fills /dev/vdb — skipped"),
         Step("weights", "download the weights", act("weights")),
-        Step("server", "start the server", act("server"), lambda: None),
+        Step("server", "start the server", act("server"), lambda view: None),
     ]
 
 
 def test_dry_run_runs_checks_but_no_act() -> None:
     log: list[str] = []
-    report = run_steps(_steps(log), RunReport("h"), dry_run=True)
+    report = run_steps(_steps(log), RunReport("h"), H, dry_run=True)
     assert log == []
     assert [(r.name, r.status) for r in report.results] == [
         ("disk", "skipped"), ("weights", "would run"), ("server", "would run")]
@@ -40,29 +50,29 @@ def test_dry_run_runs_checks_but_no_act() -> None:
 
 def test_run_acts_in_order_and_reports_changes() -> None:
     log: list[str] = []
-    report = run_steps(_steps(log), RunReport("h"))
+    report = run_steps(_steps(log), RunReport("h"), H)
     assert log == ["weights", "server"]
     assert report.changed and report.ok
 
 
 def test_failure_stops_the_run_and_names_the_step() -> None:
-    def boom() -> str:
+    def boom(host) -> str:
         raise RentstackError("the hub could not be reached: timed out — a re-run resumes where it stopped")
 
     log: list[str] = []
     steps = [Step("weights", "download", boom), *_steps(log)[2:]]
-    report = run_steps(steps, RunReport("h"))
+    report = run_steps(steps, RunReport("h"), H)
     assert log == []
     assert report.error == "weights: the hub could not be reached: timed out — a re-run resumes where it stopped"
     assert [r.status for r in report.results] == ["failed", "not reached"]
 
 
 def test_stop_run_ends_early_without_error() -> None:
-    def stop() -> str:
+    def stop(host) -> str:
         raise StopRun("boot the instance with its GPU, then run `fab up`")
 
     log: list[str] = []
-    report = run_steps([Step("gpu", "gate", stop), *_steps(log)[2:]], RunReport("h"))
+    report = run_steps([Step("gpu", "gate", stop), *_steps(log)[2:]], RunReport("h"), H)
     assert report.ok and report.stopped.startswith("boot the instance")
     assert log == []
 

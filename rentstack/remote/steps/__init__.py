@@ -1,9 +1,13 @@
 """Plan, then act: a provisioning run is a list of steps built first, then executed.
 
-A step has a name, a ``check`` that returns why it can be skipped (its goal already holds)
-or None, and an ``act`` that reaches the goal and returns one line saying what it did.
-``--dry-run`` runs only the checks that are read-only and prints what would happen. A
-step that fails stops the run (later steps depend on earlier ones).
+A step has a name, a ``check(view)`` that returns why it can be skipped (its goal already
+holds) or None, and an ``act(host)`` that reaches the goal and returns one line saying what
+it did. A check gets a read-only view of the host (facts and the state file, nothing that
+writes); ``--dry-run`` runs only the checks and prints what would happen. A step that fails
+stops the run (later steps depend on earlier ones).
+
+One module per concern builds its steps from a frozen ``Ctx`` (rentstack.remote.steps.context):
+disk, caches, docker, weights, runtime, render, server. The plans below put them in order.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rentstack.errors import RentstackError
+
+if TYPE_CHECKING:
+    from rentstack.remote.steps.context import Ctx, Host, View
 
 Status = Literal["done", "skipped", "would run", "failed", "not reached"]
 
@@ -26,6 +33,18 @@ class StopRun(Exception):
         self.message = message
 
 
+class ServerFailed(RentstackError):
+    """The server did not become healthy; ``log`` is its log for the doctor."""
+
+    def __init__(self, message: str, log: str) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+def _nothing(view: View) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Step:
     """One unit of provisioning."""
@@ -33,9 +52,9 @@ class Step:
     name: str
     summary: str
     """What the step does, for --dry-run and reports ("grow /root/autodl-tmp to the device size")."""
-    act: Callable[[], str]
-    check: Callable[[], str | None] = lambda: None
-    """Why the step can be skipped, or None. Read-only."""
+    act: Callable[[Host], str]
+    check: Callable[[View], str | None] = _nothing
+    """Why the step can be skipped, or None. Gets a read-only view: it cannot write."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,8 @@ class RunReport:
     stopped: str | None = None
     outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    server_log: str = ""
+    """The server's log when the server step failed (what the doctor reads)."""
 
     @property
     def ok(self) -> bool:
@@ -85,11 +106,12 @@ class RunReport:
         return "\n".join(lines)
 
 
-def run_steps(steps: list[Step], report: RunReport, *, dry_run: bool = False,
+def run_steps(steps: list[Step], report: RunReport, host: Host, *, dry_run: bool = False,
               echo: Callable[[str], None] | None = None) -> RunReport:
     """Check, then act, each step in order; fill ``report``. Raises nothing for step
     failures that are RentstackErrors: they end up in ``report.error``."""
     start = time.monotonic()
+    view = host.view()
 
     def emit(result: StepResult) -> None:
         report.results.append(result)
@@ -99,14 +121,14 @@ def run_steps(steps: list[Step], report: RunReport, *, dry_run: bool = False,
     for index, step in enumerate(steps):
         t0 = time.monotonic()
         try:
-            reason = step.check()
+            reason = step.check(view)
             if reason is not None:
                 emit(StepResult(step.name, "skipped", reason, time.monotonic() - t0))
                 continue
             if dry_run:
                 emit(StepResult(step.name, "would run", step.summary))
                 continue
-            detail = step.act()
+            detail = step.act(host)
             emit(StepResult(step.name, "done", detail, time.monotonic() - t0))
         except StopRun as stop:
             emit(StepResult(step.name, "done", "stopping here", time.monotonic() - t0))
@@ -115,6 +137,7 @@ def run_steps(steps: list[Step], report: RunReport, *, dry_run: bool = False,
         except RentstackError as exc:
             emit(StepResult(step.name, "failed", str(exc), time.monotonic() - t0))
             report.error = f"{step.name}: {exc}"
+            report.server_log = getattr(exc, "log", "")
             for later in steps[index + 1:]:
                 report.results.append(StepResult(later.name, "not reached", later.summary))
             break
@@ -125,3 +148,35 @@ def run_steps(steps: list[Step], report: RunReport, *, dry_run: bool = False,
 def plan_lines(steps: list[Step]) -> list[str]:
     """The plan as numbered lines, without running any check (for listings)."""
     return [f"{i}. {s.name}: {s.summary}" for i, s in enumerate(steps, 1)]
+
+
+def provision_steps(ctx: Ctx) -> list[Step]:
+    """Everything: disk, caches, weights, then (with the GPUs there) docker, runtime, render, server."""
+    from rentstack.remote.steps import caches, disk, docker, render, runtime, server, weights
+
+    # A GPU tier on a host booted without GPU stops after the download: the runtime's
+    # room is checked by the `fab up` that follows, on the host with its GPU.
+    serves_now = ctx.tier.accelerator == "cpu" or bool(ctx.facts.gpus)
+    # Docker (and the NVIDIA toolkit) only after the GPU gate: a no-GPU boot just downloads.
+    return [disk.grow(ctx), disk.space(ctx, runtime=serves_now), caches.step(ctx), weights.step(ctx),
+            weights.gpu_gate(ctx), docker.step(ctx), runtime.step(ctx), render.step(ctx), server.step(ctx)]
+
+
+def download_steps(ctx: Ctx) -> list[Step]:
+    from rentstack.remote.steps import caches, disk, weights
+
+    return [disk.grow(ctx), disk.space(ctx, runtime=False), caches.step(ctx), weights.step(ctx)]
+
+
+def up_steps(ctx: Ctx) -> list[Step]:
+    from rentstack.remote.steps import disk, docker, render, runtime, server, weights
+
+    if ctx.tier.accelerator == "gpu" and not ctx.facts.gpus:
+        raise RentstackError(f"tier {ctx.tier.name} needs a GPU but {ctx.label} has none "
+                             "(nvidia-smi sees no GPU): boot the instance with its GPU, then run `fab up` again")
+    return [disk.space(ctx), docker.step(ctx), weights.step(ctx), runtime.step(ctx), render.step(ctx),
+            server.step(ctx)]
+
+
+PLANS: dict[str, Callable[[Ctx], list[Step]]] = {"provision": provision_steps, "download": download_steps,
+                                                 "up": up_steps}

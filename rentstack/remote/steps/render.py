@@ -1,0 +1,97 @@
+"""The tier's files on the host, rendered here with the host's real numbers and uploaded when
+they differ from what is there. The texts come from rentstack.render.artifacts (the same
+function the local executor writes with); the key stays the one already on the host."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from rentstack.remote import runners
+from rentstack.remote.facts import file_text_fact, sha256_fact
+from rentstack.remote.host_state import checksum
+from rentstack.remote.layout import cache_env
+from rentstack.remote.provision import host_tier
+from rentstack.remote.steps import Step
+from rentstack.remote.steps.context import Ctx, Host, View
+from rentstack.render import Deployment, build_deployment
+from rentstack.render.artifacts import tier_files
+from rentstack.render.secrets import SECRETS_FILE, new_api_key, parse_api_key
+
+Files = dict[str, tuple[str, int]]
+"""Remote path -> (text, mode)."""
+
+
+def deployment(ctx: Ctx) -> Deployment:
+    tier = host_tier(ctx.tier, ctx.facts)
+    return build_deployment(tier, ctx.opts.model, dict(ctx.opts.sets), runner=ctx.runner, bind=ctx.opts.bind,
+                            port=ctx.opts.port, models_dir=ctx.layout.models, force=ctx.opts.force)
+
+
+def secrets_path(ctx: Ctx) -> str:
+    return f"{ctx.layout.tier_dir(ctx.tier.name)}/{SECRETS_FILE}"
+
+
+def api_key(ctx: Ctx, view: View) -> str | None:
+    """The tier's key on the host (kept across renders, so clients keep working), or None."""
+    return parse_api_key(view.read(file_text_fact(secrets_path(ctx))) or "")
+
+
+def files(ctx: Ctx, key: str) -> Files:
+    """Everything the server needs, with ``key`` in secrets.env (pure: no host access)."""
+    tdir = ctx.layout.tier_dir(ctx.tier.name)
+    texts = tier_files(deployment(ctx), api_key=key, state_dir=ctx.layout.deploy,
+                       cache_dir=f"{ctx.layout.cache}/vllm", cache_env=cache_env(ctx.layout))
+    out = {f"{tdir}/{name}": value for name, value in texts.items()}
+    if ctx.runner == "compose":
+        out[f"{ctx.layout.deploy}/compose.yaml"] = (runners.COMPOSE_FILE.read_text(), 0o644)
+    else:
+        out[ctx.layout.supervisor] = (runners.SUPERVISOR_SCRIPT.read_text(), 0o755)
+    return out
+
+
+def digest(rendered: Files) -> str:
+    """What the server step compares: the files' content, not their modes."""
+    return checksum({p: hashlib.sha256(t.encode()).hexdigest() for p, (t, _) in rendered.items()})
+
+
+def changed(rendered: Files, view: View) -> list[str]:
+    paths = sorted(rendered)
+    have = view.read(sha256_fact(paths))
+    return [p for p in paths if have.get(p) != hashlib.sha256(rendered[p][0].encode()).hexdigest()]
+
+
+def current(ctx: Ctx, view: View) -> Files | None:
+    """The files as they would be rendered now, or None when the host has no key yet."""
+    key = api_key(ctx, view)
+    return files(ctx, key) if key else None
+
+
+def step(ctx: Ctx) -> Step:
+    def check(view: View) -> str | None:
+        rendered = current(ctx, view)
+        if rendered is not None and not changed(rendered, view):
+            return f"rendered files unchanged ({len(rendered)} files in {ctx.layout.tier_dir(ctx.tier.name)}) — skipped"
+        return None
+
+    def act(host: Host) -> str:
+        rendered = files(ctx, api_key(ctx, host.view()) or new_api_key())
+        todo = changed(rendered, host.view())
+        for path in todo:
+            text, mode = rendered[path]
+            host.write(path, text, mode)
+        save_local_key(ctx, rendered[secrets_path(ctx)][0])
+        names = ", ".join(p.rsplit("/", 1)[1] for p in todo)
+        return host.record(ctx.key("render"), digest(rendered), f"uploaded {names}")
+
+    return Step("render", f"render tier {ctx.tier.name} with this host's numbers and upload it", act, check)
+
+
+def save_local_key(ctx: Ctx, secrets_text: str) -> None:
+    """A 0600 copy of the key on this machine, for curl through the tunnel."""
+    path = ctx.local_key_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets_text)
+    os.chmod(path, 0o600)
