@@ -20,16 +20,7 @@ from pathlib import PurePosixPath
 from rentstack.errors import RentstackError
 from rentstack.versions import VLLM_VERSION
 
-try:
-    from rentstack.safe import shell_word
-except ImportError:  # until rentstack/safe.py (the one escaping module, `hostile`) is on main
-    import shlex as _shlex
-
-    def shell_word(field: str, value: object) -> str:
-        text = str(value)
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-            raise RentstackError(f"{field} {text!r} contains a control character: remove it")
-        return _shlex.quote(text)
+from rentstack.safe import shell_word
 
 GIB = 1024**3
 

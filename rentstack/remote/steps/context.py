@@ -21,6 +21,7 @@ from rentstack.remote.host_state import HostState, parse_state, state_path
 from rentstack.remote.layout import Layout
 from rentstack.remote.options import Options
 from rentstack.remote.provision import LOCAL_MODELS, resolve_inputs
+from rentstack.safe import inside
 
 T = TypeVar("T")
 
@@ -69,7 +70,8 @@ class Ctx:
         """The builtin model's directory on this machine (it is uploaded, not downloaded)."""
         if self.model.source.scheme != "builtin":
             return None
-        return self.local_models / self.model.source.dirname
+        # the upload's source: a name checked by the catalog, resolved inside the models dir
+        return inside("builtin model", self.local_models, self.model.source.dirname)
 
     @property
     def health_timeout(self) -> int:
