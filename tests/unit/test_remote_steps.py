@@ -128,3 +128,33 @@ def test_bad_tier_model_runner_fail_before_any_connection(opts: dict, fragment: 
     with pytest.raises(InputError) as exc:
         resolve_inputs(Options(**opts))
     assert fragment in str(exc.value)
+
+
+HOSTILE_DATA_DIRS = ["/root/$(touch /tmp/rs-pwned)", "/root/auto dl", "/root/`id`", "/root/it's"]
+
+
+@pytest.mark.parametrize("data_dir", HOSTILE_DATA_DIRS)
+def test_env_sh_and_the_login_line_keep_a_hostile_data_dir_as_text(tmp_path, data_dir: str) -> None:
+    """Issue 8 item 5: --data-dir went unquoted into env.sh and ~/.bashrc, so `$(...)` in it
+    ran at every login and a space broke login shells. Source both for real with sh."""
+    import subprocess
+
+    from rentstack.remote.layout import source_line
+
+    layout = Layout(data_dir)
+    marker = tmp_path / "pwned"
+    env_sh = tmp_path / "env.sh"
+    env_sh.write_text(env_sh_text(layout).replace("/tmp/rs-pwned", str(marker)))
+    out = subprocess.run(["sh", "-c", f'. "{env_sh}" && printf %s "$HF_HOME"'], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"{data_dir}/.cache/huggingface".replace("/tmp/rs-pwned", str(marker))
+    line = source_line(layout)
+    # The rc line is one `.` with one word: the shell sees the whole path, runs nothing.
+    words = subprocess.run(["sh", "-c", f"set -- {line[2:]}; echo $#"], capture_output=True, text=True)
+    assert words.stdout.strip() == "1"
+    assert not marker.exists()
+
+
+def test_a_control_character_in_the_data_dir_is_refused() -> None:
+    with pytest.raises(RentstackError, match="--data-dir"):
+        Options(data_dir="/root/x\nexport EVIL=1")
