@@ -669,6 +669,29 @@ def file_text_fact(path: str) -> Fact[str | None]:
     return Fact("file_text", f"cat -- {_q(path)} 2>/dev/null", parse_text)
 
 
+def parse_output(output: str, exit_code: int = 0) -> str:
+    """A command's output as it is (a log tail: empty when there is no log yet)."""
+    return output
+
+
+def log_tail_fact(command: str) -> Fact[str]:
+    return Fact("log_tail", command, parse_output)
+
+
+def parse_manifest_fact(output: str, exit_code: int = 0):  # noqa: ANN201 - download.Manifest | None
+    """The download manifest's headline (rentstack.remote.download.parse_manifest), None when absent."""
+    from rentstack.remote.download import parse_manifest
+
+    return parse_manifest(output)
+
+
+def manifest_fact(directory: str) -> Fact[Any]:
+    """What the downloader last verified in ``directory`` (its manifest, read with cat)."""
+    from rentstack.remote.download import manifest_command
+
+    return Fact("download_manifest", manifest_command(directory), parse_manifest_fact)
+
+
 def command_fact(name: str, command: str, parse: Callable[[str, int], T]) -> Fact[T]:
     """A fact whose command is built elsewhere (rentstack.remote.runners: venv marker,
     server state, health probe); the parser still lives here."""
@@ -678,7 +701,8 @@ def command_fact(name: str, command: str, parse: Callable[[str, int], T]) -> Fac
 STEP_PARSERS: dict[str, Callable[[str, int], Any]] = {
     "df_space": parse_df_space, "df_size": parse_df_size, "shm_size": parse_df_size, "ok": parse_ok,
     "file_sizes": parse_file_sizes, "sha256": parse_sha256sums, "file_text": parse_text,
-    "venv_marker": parse_venv_marker, "compose_state": parse_compose_state,
+    "venv_marker": parse_venv_marker, "compose_state": parse_compose_state, "log_tail": parse_output,
+    "download_manifest": parse_manifest_fact,
 }
 """The parsers of the facts above, by the name their golden cases use."""
 

@@ -7,7 +7,7 @@ import shlex
 
 from rentstack.errors import RentstackError
 from rentstack.remote import runners
-from rentstack.remote.facts import SHM, command_fact, parse_compose_state, parse_ok
+from rentstack.remote.facts import SHM, command_fact, log_tail_fact, parse_compose_state, parse_ok
 from rentstack.remote.steps import ServerFailed, Step
 from rentstack.remote.steps import render as render_step
 from rentstack.remote.steps.context import Ctx, Host, View
@@ -33,7 +33,7 @@ def log_tail(ctx: Ctx, view: View, lines: int = 40) -> str:
         command = runners.compose_logs(ctx.layout, ctx.tier, ctx.opts.project, lines)
     else:
         command = f"tail -n {int(lines)} {shlex.quote(ctx.layout.log(ctx.tier.name))} 2>/dev/null"
-    return view.read(command_fact("server_log", command, lambda out, code: out))
+    return view.read(log_tail_fact(command))
 
 
 def check_shm(view: View) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rentstack.errors import RentstackError
 from rentstack.remote import download
-from rentstack.remote.facts import file_exists_fact, file_sizes_fact, sha256_fact
+from rentstack.remote.facts import file_exists_fact, file_sizes_fact, manifest_fact, sha256_fact
 from rentstack.remote.host_state import checksum
 from rentstack.remote.layout import GIB
 from rentstack.remote.steps import Step, StopRun
@@ -45,12 +45,6 @@ def weights_digest(ctx: Ctx) -> str | None:
     if fetch is not None:
         return checksum(str(ctx.model.source), fetch.argv)
     return checksum("local", ctx.model.source.ref)
-
-
-def manifest_fact(directory: str):  # noqa: ANN201 - a Fact[Manifest | None]
-    from rentstack.remote.facts import command_fact
-    return command_fact("download_manifest", download.manifest_command(directory),
-                        lambda out, code: download.parse_manifest(out))
 
 
 def _sha256(path: Path) -> str:
