@@ -136,3 +136,28 @@ def test_dry_run_on_a_docker_vm_plans_the_compose_runner() -> None:
     # Every command the dry run sent was a read: the facts script or one of the step facts.
     reads = ("sh -c ", "df -B1", "cat -- ", "docker image inspect", "grep -qxF", "cd ", "sha256sum", "test -f")
     assert all(c.startswith(reads) for c in host.commands), host.commands
+
+
+def test_a_good_gpu_start_on_a_host_saves_a_calibration(tmp_path, monkeypatch) -> None:
+    """Issue 9 item 2: rented GPUs are where calibrations come from; fab up/provision saves
+    one after a good start, as local `up` does (here from a real vLLM 0.19 start log)."""
+    import json
+
+    from rentstack.remote import tasks
+    from rentstack.remote.facts import facts_from_sections, split_sections
+
+    store = tmp_path / "calibration.json"
+    monkeypatch.setenv("RENTSTACK_CALIBRATION", str(store))
+    sections = split_sections(GATHER)
+    sections["gpus"] = (0, (GOLDEN / "nvidia-smi-query.rtx4090x1.documented-format.txt").read_text())
+    log = (GOLDEN.parent / "doctor" / "v0_19_0-ok-llama31-8b-h100.log").read_text()
+    host = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    ctx, io = connect(host, Options(tier="4090x1", model="modelscope:Qwen/Qwen3-0.6B", local_state=tmp_path))
+    ctx = type(ctx)(**{**ctx.__dict__, "facts": facts_from_sections(sections, "/root/autodl-tmp")})
+    io.read = lambda fact: log if fact.name == "log_tail" else None  # type: ignore[method-assign]
+    report = RunReport(host.spec.label)
+    tasks.verify(ctx, io, report, check=False)
+    assert any(line.startswith("calibration: saved this start's measured figures (NVIDIA GeForce RTX 4090")
+               for line in report.outputs), report.outputs
+    entry = next(iter(json.loads(store.read_text())["entries"].values()))
+    assert entry["vllm_version"] == "0.19.0" and abs(entry["figures"]["weights_gib"] - 14.99) < 0.01
