@@ -70,7 +70,13 @@ def _stack(tier_name: str, state_dir: Path, project: str | None = None) -> Stack
     return Stack(profile=compose_profile(tier_name), env_file=env_file, project=project)
 
 
+MAX_AUTO_FIX = 5
+"""Each retry is a full server start (minutes on a GPU); a doctor that needs more is wrong."""
+
+
 def run_up(args: argparse.Namespace) -> int:
+    if not 0 <= args.auto_fix <= MAX_AUTO_FIX:
+        raise RentstackError(f"--auto-fix {args.auto_fix} is out of range: give 0 to {MAX_AUTO_FIX} retries")
     require_docker()
     tier = tier_from_args(args)
     sets = dict(parse_set(item) for item in args.sets)
