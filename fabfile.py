@@ -151,7 +151,8 @@ def _hosts(c, host: str | None) -> list[HostSpec]:  # noqa: ANN001
         if host:
             return parse_hosts(host)
         if getattr(c, "host", None):
-            return parse_hosts(f"{c.user}@{c.host}:{c.port}")
+            address = f"[{c.host}]" if ":" in c.host else c.host
+            return parse_hosts(f"{c.user}@{address}:{c.port}")
     except RentstackError as exc:
         raise InputError(str(exc)) from None
     raise InputError("no host: pass --host root@HOST:PORT (or the console's 'ssh -p PORT root@HOST'), "
