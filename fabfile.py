@@ -151,6 +151,8 @@ def _hosts(c, host: str | None) -> list[HostSpec]:  # noqa: ANN001
         if host:
             return parse_hosts(host)
         if getattr(c, "host", None):
+            if c.host.startswith("["):      # Fabric leaves '[::1]:2222' whole; our parser reads it
+                return parse_hosts(f"{c.user}@{c.host}")
             address = f"[{c.host}]" if ":" in c.host else c.host
             return parse_hosts(f"{c.user}@{address}:{c.port}")
     except RentstackError as exc:
