@@ -18,5 +18,5 @@ fi
 if [ -n "${RS_AUTODL_URL:-}" ]; then
   echo "export AutoDLService6006URL=\"$RS_AUTODL_URL\"" > /etc/profile.d/autodl.env.sh
 fi
-exec /usr/sbin/sshd -D -e -p "$port" -o ListenAddress=127.0.0.1 -o PermitRootLogin=yes \
+exec /usr/sbin/sshd -D -e -p "$port" -o ListenAddress="${RS_SSH_LISTEN:-127.0.0.1}" -o PermitRootLogin=yes \
   -o PasswordAuthentication=yes -o UseDNS=no -o MaxStartups=50
