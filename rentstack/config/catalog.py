@@ -54,7 +54,8 @@ class Source(BaseModel):
 def _check_ref(scheme: str, ref: str, text: str) -> None:
     check_text("model", text)
     if scheme in ("modelscope", "hf") and not _ID.fullmatch(ref):
-        raise RentstackError(f"model {text!r}: a {scheme} id looks like ORG/NAME (e.g. {scheme}:Qwen/Qwen3-8B)")
+        raise RentstackError(f"model {text!r}: write a {scheme} id as ORG/NAME in ASCII letters, digits, "
+                             f"'.', '_' and '-' (e.g. {scheme}:Qwen/Qwen3-8B)")
     if scheme == "builtin":
         check_name("builtin model name", ref)
     if scheme == "local":

@@ -111,7 +111,7 @@ def test_sources():
         parse_source("Qwen/Qwen3-8B")
     with pytest.raises(RentstackError, match=r"model source 'hg'.*did you mean 'hf'"):
         parse_source("hg:Qwen/Qwen3-8B")
-    with pytest.raises(RentstackError, match="looks like ORG/NAME"):
+    with pytest.raises(RentstackError, match="as ORG/NAME"):
         parse_source("modelscope:Qwen3-8B")
     with pytest.raises(RentstackError, match=r"unknown model 'qwen3-8'.*did you mean"):
         resolve_model("qwen3-8")
