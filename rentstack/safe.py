@@ -11,12 +11,15 @@ safe there or raises a one-line RentstackError naming the field, the problem and
   check_name(field, value)      tier/preset/catalog/builtin names: [a-z0-9][a-z0-9._-]*
   env_value / env_line          a value / a KEY=VALUE line of a compose env file
   shell_word(field, value)      one shell word, quoted
+  yaml_scalar(value)            any JSON-like scalar as one YAML flow scalar (line breaks escaped)
   load_yaml(path, field=...)    a YAML file, size- and alias-limited (no "billion laughs")
   inside(field, base, rel)      a path that must stay inside a directory
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import shlex
 import unicodedata
@@ -27,7 +30,7 @@ import yaml
 from rentstack.errors import RentstackError
 
 __all__ = ["check_text", "check_name", "env_value", "env_line", "read_env_value", "shell_word",
-           "load_yaml", "inside", "YAML_MAX_BYTES", "YAML_MAX_ALIASES", "YAML_MAX_NODES"]
+           "yaml_scalar", "load_yaml", "inside", "YAML_MAX_BYTES", "YAML_MAX_ALIASES", "YAML_MAX_NODES"]
 
 # Line breaks Python (and YAML 1.1) count besides \n and \r: they split lines too.
 _LINE_BREAKS = {"\u2028": "line separator", "\u2029": "paragraph separator", "\x85": "next line"}
@@ -131,7 +134,28 @@ def shell_word(field: str, value: object, *, secret: bool = False) -> str:
     return shlex.quote(text)
 
 
-# --- YAML ----------------------------------------------------------------------------------------
+# --- YAML writing -----------------------------------------------------------------------------
+# JSON scalars are YAML flow scalars, and json.dumps escapes the C0 controls and quotes; what
+# is left to escape are the characters YAML itself treats as line breaks or will not read raw
+# (C1 controls incl. NEL, DEL, U+2028/2029, U+FFFE/FFFF, lone surrogates). They get YAML's own
+# \xXX / \uXXXX escapes. Non-ASCII text stays as UTF-8: json's \ud83d\ude00 surrogate pairs
+# are read by PyYAML (and so by vLLM) as two broken characters, not one.
+_YAML_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
+
+def yaml_scalar(value: object) -> str:
+    """A YAML scalar for None, a bool, a number or text, on one line, read back unchanged."""
+    if isinstance(value, float) and not math.isfinite(value):   # JSON's Infinity is a string in YAML
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    if isinstance(value, float):   # YAML 1.1 reads 1e-05 as text: its floats need a dot (1.0e-05)
+        text = repr(value)
+        return text.replace("e", ".0e") if "e" in text and "." not in text else text
+    text = json.dumps(value, ensure_ascii=False)
+    return _YAML_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                            else f"\\u{ord(m.group()):04x}", text)
+
+
+# --- YAML loading -----------------------------------------------------------------------
 YAML_MAX_BYTES = 1 << 20
 """A tier, catalog or model file is a few KiB; a MiB leaves room and stops a huge file early."""
 YAML_MAX_ALIASES = 100

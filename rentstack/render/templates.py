@@ -14,7 +14,7 @@ import jinja2
 
 from rentstack import __version__
 from rentstack.render.deployment import Deployment
-from rentstack.safe import check_text, env_line
+from rentstack.safe import check_text, env_line, yaml_scalar
 from rentstack.config import Tier, list_tiers
 from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE, VLLM_VERSION
 
@@ -44,15 +44,16 @@ def _env() -> jinja2.Environment:
     )
 
 
-def _scalar(value: object) -> str:
-    """A YAML scalar for any value: JSON scalars are valid YAML and quote what needs quoting."""
-    return json.dumps(value)
+_scalar = yaml_scalar   # the YAML writer of safe.py
 
 
 def render_vllm_yaml(dep: Deployment) -> str:
     return _env().get_template("vllm.yaml.j2").render(
         version=__version__, tier=dep.tier.name, vllm_version=VLLM_VERSION,
-        plan_notes=dep.notes, settings=[(k, _scalar(v)) for k, v in dep.settings.items()])
+        # notes become `# ...` comment lines: a line break in one (a stack file value it quotes)
+        # would start YAML of its own; values are JSON scalars, which escape everything
+        plan_notes=[check_text("plan note", note) for note in dep.notes],
+        settings=[(k, _scalar(v)) for k, v in dep.settings.items()])
 
 
 def compose_profile(tier_name: str) -> str:

@@ -351,3 +351,31 @@ def test_the_installed_fab_command_behaves_the_same():
                           stdin=subprocess.DEVNULL)
     assert (proc.returncode, proc.stderr.count("\n")) == (2, 1) and "--port" in proc.stderr
     assert (proc.returncode, proc.stderr) == _fab(["provision", "--host", "127.0.0.1:1", "--port", "abc"])[::2]
+
+
+# --- concurrency -------------------------------------------------------------------------------
+CONCURRENT = yaml.safe_load((HERE / "cli.yaml").read_text()).get("concurrent", [])
+
+
+@pytest.mark.parametrize("case", CONCURRENT, ids=[c["id"] for c in CONCURRENT])
+def test_concurrent(case, hostile_env, tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    shutil.copytree(hostile_env["baseline"], scratch / "state", symlinks=True)
+    (scratch / "models").mkdir()
+    where = {"state": str(scratch / "state"), "models": str(scratch / "models"), "tmp": str(scratch)}
+    jobs = [(run["expect"], [_subst(a, where) for a in _flatten(run["argv"])])
+            for _ in range(case["n"]) for run in case["runs"]]
+    procs = [(expect, subprocess.Popen([sys.executable, "-m", "rentstack", *argv], stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True, cwd=scratch)) for expect, argv in jobs]
+    for expect, proc in procs:
+        out, err = proc.communicate(timeout=300)
+        _check_output(case, out, err, hostile_env["key"])
+        assert proc.returncode == expect, err
+    state = scratch / "state"
+    for tier_dir in [p for p in state.iterdir() if p.is_dir() and not p.name.startswith(".")]:
+        assert sorted(p.name for p in tier_dir.iterdir()) == sorted(p.name for p in (hostile_env["baseline"] / "cpu").iterdir())
+    assert f"VLLM_API_KEY={hostile_env['key']}" in (state / "cpu" / "secrets.env").read_text().splitlines(), \
+        "the earlier key was lost"
+    leftovers = [p.name for p in state.iterdir() if p.name.startswith(".")]
+    assert not leftovers, f"staging or backup left behind: {leftovers}"

@@ -220,3 +220,78 @@ def test_inside_resolves_and_refuses_escapes(tmp_path):
     (base / "link").symlink_to("/etc")
     with pytest.raises(RentstackError, match="leads outside"):
         inside("builtin model", base, "link")
+
+
+# --- the writers built on these functions ------------------------------------------------------
+def _cpu_deployment():
+    from rentstack.config import load_tier
+    from rentstack.render import build_deployment
+    return build_deployment(load_tier("cpu"), models_dir="/data/models")
+
+
+_KEYS = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
+_VALUES = st.one_of(st.text(max_size=40), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=8))
+def test_property_vllm_yaml_reads_back_exactly_what_was_set(values):
+    """No value, whatever it holds, adds a key or a document to vllm.yaml."""
+    import dataclasses
+
+    import yaml
+
+    from rentstack.render import render_vllm_yaml
+    dep = dataclasses.replace(_cpu_deployment(), settings=values)
+    assert (yaml.safe_load(render_vllm_yaml(dep)) or {}) == values
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_property_a_plan_note_never_becomes_yaml(note):
+    import dataclasses
+
+    import yaml
+
+    from rentstack.render import render_vllm_yaml
+    dep = dataclasses.replace(_cpu_deployment(), notes=[note])
+    try:
+        text = render_vllm_yaml(dep)
+    except RentstackError:
+        assert any(unicodedata.category(c) == "Cc" or c in "\u2028\u2029" for c in note)
+        return
+    assert yaml.safe_load(text) == dep.settings
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_property_secrets_env_holds_exactly_its_variables(key, token):
+    from rentstack.render.secrets import parse_api_key, secrets_env_text
+    try:
+        text = secrets_env_text("cpu", key, (("HF_TOKEN", token),))
+    except RentstackError as err:
+        # secrets are never echoed (short strings may occur in the message by chance)
+        assert "(value hidden)" in str(err) or "single quote" in str(err) or "backslash" in str(err)
+        for secret in (key, token):
+            assert len(secret) < 6 or repr(secret) not in str(err)
+        return
+    names = [line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")]
+    assert names == ["VLLM_API_KEY", "HF_TOKEN"]
+    assert parse_api_key(text) == (key or None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30), st.text(max_size=30))
+def test_property_compose_env_has_exactly_its_variables(models_dir, state_dir):
+    import dataclasses
+
+    from rentstack.render import render_compose_env
+    dep = dataclasses.replace(_cpu_deployment(), models_dir=models_dir)
+    try:
+        text = render_compose_env(dep, state_dir, "/cache")
+    except RentstackError:
+        return
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    env = {line.split("=", 1)[0]: read_env_value(line.split("=", 1)[1]) for line in lines}
+    assert len(env) == len(lines)
+    assert env["RENTSTACK_MODELS_DIR"] == models_dir and env["RENTSTACK_STATE_DIR"] == state_dir
