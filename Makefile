@@ -28,7 +28,7 @@ tier_flags = --tier $(call q,TIER) $(if $(value PRESET),--preset $(call q,PRESET
              $(if $(value MODEL),--model $(call q,MODEL)) --port $(call q,PORT) \
              $(foreach s,$(value SET),--set $(call qw,$(s)))
 
-.PHONY: help venv host image render up down status logs smoke doctor plan compose.yaml \
+.PHONY: help venv host image render up down status logs smoke top doctor plan compose.yaml \
         provision fab-status fab-down \
         test test-unit test-integration bench bench-up bench-planner bench-download bench-provision clean
 
@@ -64,6 +64,9 @@ logs: venv ## print TIER's server log
 
 smoke: venv ## send a real chat request with the key; print the reply and tokens/s
 	@$(RS) smoke --tier $(call q,TIER)
+
+top: venv ## live view of TIER's server: KV cache, requests, tokens/s, TTFT/ITL, GPUs (Ctrl-C quits)
+	@$(RS) top --tier $(call q,TIER) $(ARGS)
 
 doctor: venv ## explain a vLLM log: make doctor LOG=file (default: TIER's server log)
 	@if [ $(call q,LOG) = "-" ]; then $(RS) logs --tier $(call q,TIER) | $(RS) doctor -; else $(RS) doctor $(call q,LOG); fi

@@ -10,6 +10,11 @@ if [ "${CI:-}" = "true" ]; then
 elif ! docker info >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   bash scripts/prepare-host.sh || echo "run-tests: could not prepare Docker; integration tests will skip"
 fi
+# The terminal tests drive programs in tmux (a person's terminal, read back with capture-pane).
+if ! command -v tmux >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null; } \
+    || echo "run-tests: could not install tmux; the tests that need it will fail" >&2
+fi
 "$pytest" "$@"
 status=$?
 # pytest exits 5 when it collected nothing: that is a failure of the suite, not a pass.
