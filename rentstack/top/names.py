@@ -27,8 +27,10 @@ class Name:
 METRICS: dict[str, tuple[Name, ...]] = {
     # newest name first
     "kv_cache_usage": (
-        Name("vllm:kv_cache_usage_perc", "0.10", None, "vllm#18354 renamed the gpu_ metrics (merged 2025-05)"),
-        Name("vllm:gpu_cache_usage_perc", "0.4", "0.10", "deprecated by vllm#18354, gone by default later"),
+        Name("vllm:kv_cache_usage_perc", "0.10", None,
+             "added by vllm#18354; a 0.10.0 /metrics shows both names (production-stack#617)"),
+        Name("vllm:gpu_cache_usage_perc", "0.4", "0.10",
+             "deprecated by vllm#18354, no longer emitted by default after (inference-perf#277)"),
     ),
     "running": (Name("vllm:num_requests_running", "0.4"),),
     "waiting": (Name("vllm:num_requests_waiting", "0.4"),),
