@@ -22,7 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tier", default="cpu", help="the tier started here with `rentstack up` (endpoint and key "
                                                  "from its rendered files)")
     p.add_argument("--state-dir", default=str(STATE_DIR))
-    p.add_argument("--project", default=None, help="compose project name (default rentstack)")
     p.add_argument("--url", help="read this endpoint instead (e.g. an SSH tunnel's http://127.0.0.1:18000); "
                                  f"the token comes from ${TOKEN_ENV}, $VLLM_API_KEY or --key-file")
     p.add_argument("--key-file", metavar="PATH", help="a secrets.env (or a file holding only the key) for --url")
@@ -58,10 +57,14 @@ def target(args: argparse.Namespace) -> tuple[str, str | None]:
         if args.key_file:
             token = _token_from_file(Path(args.key_file))
         return args.url.rstrip("/"), token
-    from rentstack.commands.up import _endpoint, _stack
+    from rentstack.local.deploy_dir import read_record
 
-    stack = _stack(args.tier, Path(args.state_dir), args.project)
-    return _endpoint(stack), _token_from_file(stack.env_file.parent / "secrets.env")
+    tier_dir = Path(args.state_dir) / args.tier
+    if not tier_dir.is_dir():
+        raise RentstackError(f"tier {args.tier} has not been rendered here ({tier_dir} is missing): "
+                             f"run `make up TIER={args.tier}` first")
+    record = read_record(tier_dir)
+    return record.endpoint, _token_from_file(tier_dir / record.secrets_file)
 
 
 def run(args: argparse.Namespace) -> int:
