@@ -4,7 +4,7 @@ takes and calls rentstack.remote; the logic, plans and parsers live in the packa
   fab provision --host "ssh -p 12345 root@region-1.autodl.com" --tier cpu
   fab provision --host root@h1:22,root@h2:22 --tier 4090x1 --model qwen3-14b-awq   (parallel)
   fab provision --host root@HOST:PORT --dry-run        (print the plan, change nothing)
-  fab download / up / down / status / logs / tunnel / doctor --host ...
+  fab download / up / down / status / logs / tunnel / doctor / top --host ...
   fab -H h1,h2 TASK runs the task on each host in turn (Fabric's way; stops at the first failure).
 
 Password: $RENTSTACK_SSH_PASSWORD, else a prompt with --password; never a flag value.
@@ -47,11 +47,13 @@ _HELP = {
     "tail": "lines to show (1-100000, default 200)",
     "local_port": "port on this machine (default 0: the same as --port)",
     "seconds": f"close after N seconds (default 0: until Ctrl-C; at most {MAX_SECONDS})",
+    "interval": "seconds between reads of /metrics (1-3600, default 2)",
+    "once": "print one frame (two reads --interval apart) and exit",
 }
 
 
 _BOUNDS = {**Options.flag_bounds(), "auto_fix": (0, 5), "tail": (1, 100_000), "local_port": (0, 65535),
-           "seconds": (0, MAX_SECONDS)}
+           "seconds": (0, MAX_SECONDS), "interval": (1, 3600)}
 """Every integer flag's range: Options' fields, then the tasks' own flags."""
 
 
@@ -240,3 +242,13 @@ def tunnel(c, call: Call, local_port=0, seconds=0):
 def doctor(c, call: Call):
     """Read the server's log on the host and explain why it fails, with fixes."""
     print(tasks.doctor(_one(call, "doctor"), call.auth, call.opts))
+
+
+@host_task("tier", "data_dir", "port")
+def top(c, call: Call, interval=2, once=False, local_port=0):
+    """Live view of the server on the host through a tunnel: KV cache, requests, tokens/s, TTFT/ITL, GPUs."""
+    from rentstack.top.over_ssh import watch
+
+    every = check_int("interval", interval, *_BOUNDS["interval"])
+    local = check_int("local_port", local_port, *_BOUNDS["local_port"]) or call.opts.port
+    watch(_one(call, "top"), call.auth, call.opts, interval=float(every), once=once, local_port=local)

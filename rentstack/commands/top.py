@@ -8,9 +8,7 @@ from pathlib import Path
 
 from rentstack.commands._common import STATE_DIR
 from rentstack.errors import RentstackError
-
-TOKEN_ENV = "RENTSTACK_METRICS_TOKEN"
-"""Read-only token for /metrics (the front door accepts it, or the API key); env or secrets.env."""
+from rentstack.top.live import TOKEN_ENV
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,20 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _token_from_file(path: Path) -> str | None:
-    from rentstack.local.deploy_dir import parse_api_key
+    from rentstack.top.live import token_from_secrets
 
     try:
-        text = path.read_text()
+        return token_from_secrets(path.read_text())
     except OSError as exc:
         raise RentstackError(f"--key-file {path}: {exc.strerror or exc}") from None
-    for line in text.splitlines():  # a metrics token is enough and less powerful than the key
-        if line.startswith(f"{TOKEN_ENV}="):
-            return line.split("=", 1)[1].strip().strip("'\"") or None
-    key = parse_api_key(text)
-    if key:
-        return key.strip("'\"")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    return lines[0] if len(lines) == 1 and "=" not in lines[0] else None
 
 
 def target(args: argparse.Namespace) -> tuple[str, str | None]:

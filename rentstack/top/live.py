@@ -16,6 +16,9 @@ from rentstack.top.gpu import GPU_LOAD_COMMAND, GpuLoad, parse_gpu_load
 from rentstack.top.prometheus import parse
 from rentstack.top.view import Snapshot, build_view, render
 
+TOKEN_ENV = "RENTSTACK_METRICS_TOKEN"
+"""Read-only token for /metrics (the front door accepts it, or the API key); env or secrets.env."""
+
 MAX_SCRAPE_BYTES = 8 * 1024 * 1024
 """vLLM's /metrics is ~30 KB for one model; more means something else answers."""
 
@@ -35,6 +38,23 @@ def read_metrics(base_url: str, token: str | None, timeout: float = 5.0) -> str:
     if len(body) > MAX_SCRAPE_BYTES:
         raise RentstackError(f"{base_url}/metrics sent more than {MAX_SCRAPE_BYTES // 2**20} MiB: not vLLM's metrics")
     return body.decode("utf-8", errors="replace")
+
+
+def token_from_secrets(text: str) -> str | None:
+    """The token to read /metrics with from a secrets.env's text: the metrics token when there is
+    one (it can read metrics and nothing else), else the API key; a file holding only a key works too."""
+    from rentstack.render.secrets import parse_api_key
+
+    for line in text.splitlines():
+        if line.startswith(f"{TOKEN_ENV}="):
+            value = line.split("=", 1)[1].strip().strip("'\"")
+            if value:
+                return value
+    key = parse_api_key(text)
+    if key:
+        return key.strip("'\"")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    return lines[0] if len(lines) == 1 and "=" not in lines[0] else None
 
 
 def read_local_gpus(timeout: float = 5.0) -> tuple[GpuLoad, ...]:

@@ -35,6 +35,8 @@ def _fab(*args: str) -> subprocess.CompletedProcess:
     (["provision", "--health-timeout", "-5"], "error: --health-timeout -5 is out of range: give one from 0 to 604800"),
     (["logs", "--tail", "0"], "error: --tail 0 is out of range: give one from 1 to 100000"),
     (["tunnel", "--local-port", "99999"], "error: --local-port 99999 is out of range: give one from 0 to 65535"),
+    (["top", "--interval", "abc"], "error: --interval 'abc' is not a whole number: give one from 1 to 3600"),
+    (["top", "--interval", "0"], "error: --interval 0 is out of range: give one from 1 to 3600"),
     (["provision", "--data-dir", "autodl-tmp"], "must be an absolute path"),
     (["provision", "--data-dir", "/root/$(id)\nx"], "contains a control character"),
     (["provision", "--bind", "0.0.0.0\nRENTSTACK_BIND=x"], "contains a control character"),

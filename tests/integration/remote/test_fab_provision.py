@@ -134,6 +134,21 @@ def test_doctor_reads_the_hosts_server_log(hosts, fab) -> None:
     assert r.out.startswith("doctor: ") and "does not look like a vLLM server log" not in r.out, r.out
 
 
+def test_top_once_over_the_tunnel(hosts, fab) -> None:
+    """`fab top`: the live view of the host's server, read through a tunnel with the host's key."""
+    host = hosts["native"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        local = s.getsockname()[1]
+    r = fab("top", "--host", host.address, "--data-dir", host.data_dir, "--port", str(host.server_port),
+            "--local-port", str(local), "--once", "--interval", "1")
+    assert r.code == 0, r.text
+    assert f"rentstack top — http://127.0.0.1:{local}" in r.out, r.out
+    assert re.search(r"running \d+   waiting \d+   finished \d+", r.out), r.out
+    assert "smollm2-135m" in r.out and "KV cache" in r.out
+    assert "GPU        none here" in r.out  # nvidia-smi is absent on the test host
+
+
 def test_key_login(hosts, fab, credentials) -> None:
     host = hosts["native"]
     r = fab("status", "--host", host.address, "--key", str(credentials.key), "--port", str(host.server_port),
