@@ -37,7 +37,7 @@ METRICS: dict[str, tuple[Name, ...]] = {
     "prompt_tokens": (Name("vllm:prompt_tokens_total", "0.4"),),
     "generation_tokens": (Name("vllm:generation_tokens_total", "0.4"),),
     "preemptions": (Name("vllm:num_preemptions_total", "0.4"),),
-    "requests_ok": (Name("vllm:request_success_total", "0.4"),),
+    "requests_finished": (Name("vllm:request_success_total", "0.4"),),  # every finish reason, errors too
     "ttft": (Name("vllm:time_to_first_token_seconds", "0.4"),),
     "itl": (
         Name("vllm:inter_token_latency_seconds", "0.11", None, "vllm#24110: TPOT renamed ITL from 0.11"),

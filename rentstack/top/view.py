@@ -45,7 +45,7 @@ class View:
     """Requests that got their first token in the interval (what the TTFT percentiles rest on)."""
     preemptions_total: int | None
     preemptions_delta: int | None
-    requests_ok_total: int | None
+    requests_finished_total: int | None
     gpus: tuple[GpuLoad, ...] = ()
     missing: tuple[str, ...] = field(default=())
     """Figures this server exposes under none of the names in rentstack.top.names.METRICS."""
@@ -136,7 +136,7 @@ def build_view(previous: Snapshot | None, current: Snapshot) -> View:
         ttft_p50_s=ttft50, ttft_p95_s=ttft95, itl_p50_s=itl50, itl_p95_s=itl95, latency_requests=n,
         preemptions_total=_int(pre_now),
         preemptions_delta=(None if pre_now is None or pre_before is None else max(0, _int(pre_now - pre_before) or 0)),
-        requests_ok_total=_int(total("requests_ok", now)),
+        requests_finished_total=_int(total("requests_finished", now)),
         gpus=current.gpus,
         missing=tuple(f for f, n_ in names.items() if n_ is None),
     )
@@ -164,7 +164,7 @@ def render(view: View, endpoint: str = "", clock: str = "") -> list[str]:
     lines = [head + (f"   {clock}" if clock else ""), ""]
     lines.append(f"KV cache   {_bar(view.kv_cache_pct)} {_num(view.kv_cache_pct)} %")
     lines.append(f"requests   running {_num(view.running, '{}')}   waiting {_num(view.waiting, '{}')}   "
-                 f"finished {_num(view.requests_ok_total, '{}')}")
+                 f"finished {_num(view.requests_finished_total, '{}')}")
     lines.append(f"tokens/s   prompt {_num(view.prompt_tokens_per_s)}   generation {_num(view.generation_tokens_per_s)}"
                  f"   ({window})")
     lines.append(f"TTFT       p50 {_ms(view.ttft_p50_s)}   p95 {_ms(view.ttft_p95_s)}"
