@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rentstack.commands._common import STATE_DIR
 from rentstack.errors import RentstackError
+from rentstack.safe import check_name, check_text
 from rentstack.top.live import TOKEN_ENV
 
 
@@ -38,21 +39,41 @@ def _token_from_file(path: Path) -> str | None:
         raise RentstackError(f"--key-file {path}: {exc.strerror or exc}") from None
 
 
+def _check_url(value: str) -> str:
+    """An http(s) base URL with a host, nothing after the port but an optional path."""
+    from urllib.parse import urlsplit
+
+    url = check_text("--url", value).rstrip("/")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in range
+    except ValueError:
+        parts, port = None, None
+    if parts is not None and (parts.username or parts.password):
+        raise RentstackError("--url holds a user name or password: give http://HOST:PORT only; the token "
+                             f"comes from ${TOKEN_ENV} (or $VLLM_API_KEY) or --key-file")
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query
+            or parts.fragment or " " in url):
+        raise RentstackError(f"--url {url!r}: give the server's base URL, such as http://127.0.0.1:8000")
+    del port
+    return url
+
+
 def target(args: argparse.Namespace) -> tuple[str, str | None]:
     """(base URL, token) for the server to watch, the way `rentstack smoke` finds them."""
     if args.url:
-        if not args.url.startswith(("http://", "https://")):
-            raise RentstackError(f"--url {args.url!r}: give a URL such as http://127.0.0.1:8000")
+        url = _check_url(args.url)
         token = os.environ.get(TOKEN_ENV) or os.environ.get("VLLM_API_KEY")
         if args.key_file:
-            token = _token_from_file(Path(args.key_file))
-        return args.url.rstrip("/"), token
+            token = _token_from_file(Path(check_text("--key-file", args.key_file)))
+        return url, token
     from rentstack.local.deploy_dir import read_record
 
-    tier_dir = Path(args.state_dir) / args.tier
+    tier = check_name("tier", args.tier)
+    tier_dir = Path(check_text("--state-dir", args.state_dir)) / tier
     if not tier_dir.is_dir():
-        raise RentstackError(f"tier {args.tier} has not been rendered here ({tier_dir} is missing): "
-                             f"run `make up TIER={args.tier}` first")
+        raise RentstackError(f"tier {tier} has not been rendered here ({tier_dir} is missing): "
+                             f"run `make up TIER={tier}` first")
     record = read_record(tier_dir)
     return record.endpoint, _token_from_file(tier_dir / record.secrets_file)
 

@@ -113,7 +113,8 @@ def test_the_cli_reads_a_secrets_file(server, monkeypatch, capsys, tmp_path):
 
 
 @pytest.mark.parametrize(("argv", "words"), [
-    (["--url", "ftp://x"], "give a URL such as"),
+    (["--url", "ftp://x"], "give the server's base URL, such as"),
+    (["--url", "http://me:pw@127.0.0.1:1"], "holds a user name or password"),
     (["--url", "http://127.0.0.1:1", "--interval", "0"], "--interval 0: choose between"),
     (["--url", "http://127.0.0.1:1", "--key-file", "/nonexistent/secrets.env"], "--key-file /nonexistent"),
     (["--tier", "cpu", "--state-dir", "/nonexistent-state"], "has not been rendered here"),
