@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
 import sys
 from pathlib import Path
 
 import yaml
 
 from rentstack.commands._common import add_tier_args, tier_from_args
-from rentstack.config.vllm_args import parse_set
+from rentstack.config.vllm_args import SECRET_ENV, parse_set
 from rentstack.errors import RentstackError
-from rentstack.export.helm import CHART, helm_values, k8s_name
+from rentstack.safe import check_text
+from rentstack.export.helm import CHART, helm_values
 from rentstack.render import build_deployment
 from rentstack.versions import VLLM_GPU_IMAGE
 
@@ -36,11 +39,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+_K8S_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
+"""A Kubernetes object name (DNS-1123 label)."""
+
+
+def _check_output(path: str) -> None:
+    """Refuse an --output that cannot be written before anything is planned or written."""
+    check_text("--output", path)
+    out = Path(path)
+    if out.is_dir():
+        raise RentstackError(f"--output {path} is a directory: give a file name, e.g. {path.rstrip('/')}/values.yaml")
+    if not out.parent.is_dir():
+        raise RentstackError(f"--output {path}: the directory {out.parent} does not exist: create it or choose another path")
+
+
 def run(args: argparse.Namespace) -> int:
     tier = tier_from_args(args, default=None)
     sets = dict(parse_set(item) for item in args.sets)
     dep = build_deployment(tier, args.model, sets, model_config=args.model_config)
-    secret = k8s_name(args.secret) if args.secret else None
+    if dep.secret_env:
+        flags = {env: flag for flag, env in SECRET_ENV.items()}
+        raise RentstackError(f"--set {', '.join(flags.get(n, n) for n, _ in dep.secret_env)}: secrets do not go into Helm values: "
+                             "put them in the Kubernetes Secret instead (kubectl create secret ...)")
+    if args.secret is not None and not _K8S_LABEL.fullmatch(check_text("--secret", args.secret)):
+        raise RentstackError(f"--secret {args.secret!r} is not a Kubernetes name: use lower-case letters, digits "
+                             "and '-', e.g. rentstack-key")
+    if args.output != "-":
+        _check_output(args.output)
+    secret = args.secret or None
     values = helm_values(dep, image=VLLM_GPU_IMAGE, replicas=args.replicas, secret_name=secret,
                          routing=args.routing)
     text = (f"# values for the {CHART} Helm chart (vllm-project/production-stack), "
@@ -61,6 +87,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"create the key's Secret first (the key stays out of the values file):\n"
               f"  kubectl create secret generic {secret_name} --from-literal=VLLM_API_KEY=\"$(openssl rand -hex 32)\"",
               file=sys.stderr)
-    print(f"then: helm install vllm vllm/{CHART} -f {args.output if args.output != '-' else 'values.yaml'}",
+    print(f"then: helm install vllm vllm/{CHART} -f {shlex.quote(args.output) if args.output != '-' else 'values.yaml'}",
           file=sys.stderr)
     return 0
