@@ -229,7 +229,13 @@ def _cpu_deployment():
     return build_deployment(load_tier("cpu"), models_dir="/data/models")
 
 
-_KEYS = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
+def _flag_names() -> list[str]:
+    from rentstack.config.vllm_args import known_args
+    return sorted(known_args())
+
+
+# keys are vLLM flag names (checked against vLLM's parser before rendering), values anything
+_KEYS = st.sampled_from(_flag_names())
 _VALUES = st.one_of(st.text(max_size=40), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none())
 
 
