@@ -15,7 +15,7 @@ import traceback
 
 from rentstack.errors import RentstackError
 
-COMMANDS = ("render", "up", "image", "plan", "doctor", "top", "tiers", "models", "export")
+COMMANDS = ("render", "up", "image", "plan", "doctor", "top", "tiers", "models", "export", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
