@@ -11,6 +11,7 @@ BASE     ?=
 ARGS     ?=
 LOG      ?= -
 HOST     ?=
+CONCURRENCY ?= 1,2,4,8
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -30,7 +31,7 @@ tier_flags = --tier $(call q,TIER) $(if $(value PRESET),--preset $(call q,PRESET
 
 .PHONY: help venv host image render up down status logs smoke top doctor plan compose.yaml \
         provision fab-status fab-down \
-        test test-unit test-integration bench bench-up bench-planner bench-download bench-provision clean
+        test test-unit test-integration bench bench-up bench-planner bench-download bench-provision bench-serve clean
 
 help: ## list the targets and variables
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -106,6 +107,9 @@ bench-planner: venv ## planner vs vLLM's logged figures on the dev records
 
 bench-download: venv ## fetch_weights.py vs `modelscope download` against a local hub server
 	@$(PY) scripts/bench_download.py $(ARGS)
+
+bench-serve: venv host ## load-test TIER's served endpoint over CONCURRENCY (table, JSON, PNG plot)
+	@$(RS) bench --tier $(call q,TIER) --concurrency $(call q,CONCURRENCY) $(ARGS)
 
 bench-provision: venv ## first provision vs re-run on a test SSH host (see scripts/bench_provision.py --help)
 	@$(PY) scripts/bench_provision.py $(ARGS)

@@ -64,7 +64,7 @@ def write_report(rows: list[Row], out_dir: Path, *, settings: BenchSettings, tit
     paths = {"json": out_dir / "bench.json", "table": out_dir / "table.txt", "png": out_dir / "bench.png"}
     paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
     paths["table"].write_text(table(rows, prediction) + "\n")
-    plot(rows, paths["png"], title=title, prediction=prediction)
+    plot(rows, paths["png"], title=title, prediction=prediction, output_len=settings.output_len)
     return paths
 
 
