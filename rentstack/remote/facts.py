@@ -15,7 +15,7 @@ import json
 import re
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, TypeVar
 
 from rentstack.errors import RentstackError
@@ -190,6 +190,9 @@ class Gpu:
     memory_total_mib: int
     memory_free_mib: int | None
     driver_version: str = ""
+    compute_cap: str = ""
+    """CUDA compute capability, e.g. "8.9" ('' when nvidia-smi could not say); which vLLM
+    builds ship kernels for this card (rentstack.releases)."""
 
     @property
     def memory_total_bytes(self) -> int:
@@ -226,6 +229,21 @@ def parse_gpus(output: str, exit_code: int = 0) -> tuple[Gpu, ...]:
             continue
         gpus.append(Gpu(int(cells[0]), name, total, _mib(cells[-2]), cells[-1]))
     return tuple(gpus)
+
+
+def parse_compute_caps(output: str, exit_code: int = 0) -> dict[int, str]:
+    """Parse ``--query-gpu=index,compute_cap --format=csv,noheader`` ('0, 8.9') by GPU index.
+
+    A separate query from ``parse_gpus``: drivers before ~510 do not know the field and fail
+    the whole query, which must not hide the cards themselves."""
+    if exit_code != 0:
+        return {}
+    caps: dict[int, str] = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) == 2 and cells[0].isdigit() and re.fullmatch(r"\d+\.\d+", cells[1]):
+            caps[int(cells[0])] = cells[1]
+    return caps
 
 
 @dataclass(frozen=True)
@@ -500,6 +518,7 @@ GPUS = Fact(
     "nvidia-smi --query-gpu=index,name,memory.total,memory.free,driver_version --format=csv,noheader,nounits",
     parse_gpus,
 )
+GPU_CAPS = Fact("gpu_caps", "nvidia-smi --query-gpu=index,compute_cap --format=csv,noheader", parse_compute_caps)
 NVIDIA_DRIVER = Fact("nvidia_driver", "nvidia-smi", parse_nvidia_smi_header)
 MOUNTS = Fact("mounts", "df -B1 --output=source,fstype,size,used,avail,target", parse_df)
 BLOCK_DEVICES = Fact(
@@ -543,7 +562,7 @@ def data_disk_fact(path: str = DEFAULT_DATA_DIR) -> Fact[DataDiskProbe]:
 
 
 STATIC_FACTS: tuple[Fact[Any], ...] = (
-    OS, CPU, MEMORY, CGROUP, GPUS, NVIDIA_DRIVER, MOUNTS, BLOCK_DEVICES,
+    OS, CPU, MEMORY, CGROUP, GPUS, GPU_CAPS, NVIDIA_DRIVER, MOUNTS, BLOCK_DEVICES,
     DOCKER, COMPOSE, NVIDIA_TOOLKIT, CONTAINER, AUTODL, PYTHON,
 )  # fmt: skip
 
@@ -854,6 +873,10 @@ def gather(run: RunFn, data_dir: str = DEFAULT_DATA_DIR) -> HostFacts:
     return facts_from_sections(sections, data_dir)
 
 
+def _with_caps(gpus: tuple[Gpu, ...], caps: Mapping[int, str]) -> tuple[Gpu, ...]:
+    return tuple(replace(g, compute_cap=caps.get(g.index, g.compute_cap)) for g in gpus)
+
+
 def facts_from_sections(sections: Mapping[str, tuple[int, str]], data_dir: str = DEFAULT_DATA_DIR) -> HostFacts:
     """Parse already-split sections into HostFacts (pure; missing sections read as 'command failed')."""
 
@@ -871,7 +894,7 @@ def facts_from_sections(sections: Mapping[str, tuple[int, str]], data_dir: str =
         cpu=get(CPU),
         memory=get(MEMORY),
         cgroup=get(CGROUP),
-        gpus=get(GPUS),
+        gpus=_with_caps(get(GPUS), get(GPU_CAPS)),
         nvidia_driver=get(NVIDIA_DRIVER),
         mounts=get(MOUNTS),
         block_devices=devices,

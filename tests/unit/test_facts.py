@@ -159,3 +159,15 @@ def test_gather_script_runs_in_real_sh_one_round_trip(tmp_path: Path) -> None:
 def test_gather_refuses_garbage_with_one_line() -> None:
     with pytest.raises(RentstackError, match="exited 127"):
         F.gather(lambda script: (127, "sh: not found\n"))
+
+
+def test_compute_capability_joins_each_gpu_by_index() -> None:
+    sections = sections_of("debian12-container-no-docker.gather.txt")
+    sections["gpus"] = (0, (GOLDEN / "nvidia-smi-query.rtx3080x2.documented-format.txt").read_text())
+    sections["gpu_caps"] = (0, (GOLDEN / "nvidia-smi-caps.rtx3080x2.documented-format.txt").read_text())
+    host = F.facts_from_sections(sections, "/root/autodl-tmp")
+    assert [(g.index, g.compute_cap) for g in host.gpus] == [(0, "8.6"), (1, "8.6")]
+    # A driver that does not know the field leaves the cards in place, capability unknown.
+    sections["gpu_caps"] = (2, (GOLDEN / "nvidia-smi-caps.driver470-unknown-field.documented-format.txt").read_text())
+    host = F.facts_from_sections(sections, "/root/autodl-tmp")
+    assert [g.compute_cap for g in host.gpus] == ["", ""] and len(host.gpus) == 2
