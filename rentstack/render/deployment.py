@@ -17,7 +17,9 @@ from rentstack import plan as planner
 from rentstack.errors import RentstackError
 from rentstack.safe import check_text, env_value
 from rentstack.config import CatalogModel, Tier, resolve_model
-from rentstack.config.vllm_args import REMOVED, SECRET_ENV, check_vllm_settings, version
+from rentstack.config.vllm_args import DEFAULT_LINE, SECRET_ENV, for_release
+from rentstack.releases import Release, default_release
+from rentstack.versions import VLLM_VERSION
 
 CONTAINER_PORT = 8000
 """vLLM listens here inside the container; the host port is mapped in compose."""
@@ -59,6 +61,12 @@ class Deployment:
     require_api_key: bool = True
     # Secrets from --set (hf-token -> HF_TOKEN): written only to the 0600 secrets.env.
     secret_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    release: Release | None = None       # the GPU build this host runs (None: the cpu tier)
+
+    @property
+    def vllm_version(self) -> str:
+        """The vLLM version the server runs: the chosen GPU release, or the CPU tier's pin."""
+        return self.release.version if self.release else VLLM_VERSION
 
     @property
     def model_path(self) -> str:
@@ -89,8 +97,12 @@ def _check_bind(bind: str, require_api_key: bool) -> None:
 def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, object] | None = None,
                      *, runner: str = "compose", bind: str = "127.0.0.1", port: int = 8000,
                      models_dir: str = "./models", force: bool = False, require_api_key: bool = True,
-                     model_config: str | None = None) -> Deployment:
-    """Merge tier + model + overrides, plan the memory values, and validate the result."""
+                     model_config: str | None = None, release: Release | None = None) -> Deployment:
+    """Merge tier + model + overrides, plan the memory values, and validate the result.
+
+    ``release`` is the vLLM build a GPU host runs (rentstack.releases.choose); without one a
+    GPU tier renders for the newest release. Settings are fitted to that release's own
+    argument list and the planner models its memory accounting."""
     if runner not in ("compose", "native"):
         raise RentstackError(f"runner {runner!r} is unknown; use compose or native")
     if not 1 <= port <= 65535:
@@ -98,13 +110,16 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
     _check_bind(bind, require_api_key)
     env_value("--models-dir", models_dir)   # it goes into compose.env: refuse what that cannot carry
     entry = resolve_model(model if model is not None else tier.model)
+    if tier.accelerator == "cpu":
+        release = None
+    elif release is None:
+        release = default_release()
     sets = dict(sets or {})
     secret_env = tuple(sorted((SECRET_ENV[k], str(sets.pop(k))) for k in list(sets) if k in SECRET_ENV))
     settings: dict[str, object] = {**tier.vllm, **sets}
     notes: list[str] = []
-    for key in [k for k in settings if k in REMOVED]:
-        notes.append(f"dropped {key}: {settings.pop(key)} from the stack file: {REMOVED[key]} (vLLM {version()})")
-    check_vllm_settings(settings, where="vLLM settings")
+    settings, fitted = for_release(settings, release.args if release else DEFAULT_LINE, requested=set(sets))
+    notes += fitted
     _check_parallel(tier, settings)
     if entry.quantization and "quantization" not in settings:
         settings["quantization"] = entry.quantization
@@ -122,7 +137,7 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
                 "(the model's config.json), or --force to render without a memory plan")
         notes.append("not planned: no config.json for this model (--force)")
     else:
-        settings, plan, plan_notes = _plan_gpu(tier, config, settings, force, entry)
+        settings, plan, plan_notes = _plan_gpu(tier, config, settings, force, entry, release.version)
         notes += plan_notes
 
     served = {"served-model-name": entry.name}
@@ -132,7 +147,8 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
         where = {"host": bind, "port": port}
     deployment = Deployment(tier=tier, model=entry, settings={}, runner=runner, bind=bind, port=port,
                             models_dir=models_dir, plan=plan, notes=notes, cpu_kv_gib=cpu_kv_gib,
-                            require_api_key=require_api_key, secret_env=secret_env)
+                            require_api_key=require_api_key, secret_env=secret_env,
+                            release=release)
     final = {"model": deployment.model_path, **served, **where, **dict(sorted(settings.items()))}
     return replace(deployment, settings=final)
 
@@ -161,7 +177,8 @@ def _launch_params(settings: dict[str, object]) -> dict[str, object]:
     return {PLANNED[k]: v for k, v in settings.items() if k in PLANNED}
 
 
-def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool, entry: CatalogModel | None = None):
+def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool, entry: CatalogModel | None = None,
+              vllm_version: str = VLLM_VERSION):
     """Fill every unset memory-related value from the planner's fit; check the set ones.
 
     What this card did with this model and vLLM before (rentstack doctor --save-calibration)
@@ -169,11 +186,11 @@ def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool,
     from rentstack.doctor.calibration import catalog_names, measured_for
     from rentstack.plan.report import measured_line
 
-    measured = measured_for(tier.gpu.name, planner.VLLM_VERSION, catalog_names(entry)) if entry else None
+    measured = measured_for(tier.gpu.name, vllm_version, catalog_names(entry)) if entry else None
     arch = planner.load_arch(config)
     hw = planner.Hardware(gpu_mem_gib=tier.gpu.memory_gib, gpus=tier.gpu.count,
                           free_mem_gib=tier.gpu.free_gib, name=tier.gpu.name)
-    fixed = _launch_params(settings)
+    fixed = {**_launch_params(settings), "vllm_version": vllm_version}
     fit = planner.fit(arch, hw, fixed=fixed, measured=measured)
     chosen = fit.params
     notes = [f"{key}: {why}" for key, why in fit.reasons.items()]
@@ -186,7 +203,8 @@ def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool,
             continue
         out[flag] = value
     # The verdict is for exactly what gets written: the fixed values plus the fit's choices.
-    result = planner.plan(arch, hw, planner.LaunchParams(**_launch_params(out)), measured=measured)
+    result = planner.plan(arch, hw, planner.LaunchParams(**_launch_params(out), vllm_version=vllm_version),
+                          measured=measured)
     if not result.fits and not force:
         extra = f"; {result.fix}" if getattr(result, "fix", None) else ""
         alt = f"; nearest alternative: {fit.alternatives[0]}" if getattr(fit, "alternatives", None) else ""

@@ -13,10 +13,12 @@ from pathlib import Path
 import jinja2
 
 from rentstack import __version__
+from rentstack.errors import RentstackError
 from rentstack.render.deployment import Deployment
 from rentstack.safe import check_text, env_line, yaml_scalar
 from rentstack.config import Tier, list_tiers
-from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE, VLLM_VERSION
+from rentstack.releases import Release, default_release
+from rentstack.versions import VLLM_CPU_IMAGE
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 CUSTOM_PROFILE = "gpu"
@@ -49,7 +51,7 @@ _scalar = yaml_scalar   # the YAML writer of safe.py
 
 def render_vllm_yaml(dep: Deployment) -> str:
     return _env().get_template("vllm.yaml.j2").render(
-        version=__version__, tier=dep.tier.name, vllm_version=VLLM_VERSION,
+        version=__version__, tier=dep.tier.name, vllm_version=dep.vllm_version,
         # notes become `# ...` comment lines: a line break in one (a stack file value it quotes)
         # would start YAML of its own; values are JSON scalars, which escape everything
         plan_notes=[check_text("plan note", note) for note in dep.notes],
@@ -61,9 +63,21 @@ def compose_profile(tier_name: str) -> str:
     return tier_name if tier_name in _profiles() else CUSTOM_PROFILE
 
 
-def image_for(tier: Tier) -> str:
-    """The image a tier's service runs: the local CPU build or the pinned official CUDA image."""
-    return VLLM_CPU_IMAGE if tier.accelerator == "cpu" else VLLM_GPU_IMAGE
+def image_for(tier: Tier, release: Release | None = None) -> str:
+    """The image a tier's service runs: the local CPU build, or the official CUDA image of the
+    release chosen for the host (default: the newest release)."""
+    if tier.accelerator == "cpu":
+        return VLLM_CPU_IMAGE
+    image = (release or default_release()).image
+    if image is None:
+        raise RentstackError(f"vLLM {(release or default_release()).name} has no image for compose hosts: "
+                             "use the native runner (--runner native) or another --vllm-version")
+    return image
+
+
+def _gpu_image_ref() -> str:
+    """compose.yaml's GPU image: the release compose.env names, the newest by default."""
+    return "${RENTSTACK_VLLM_IMAGE:-%s}" % default_release().image
 
 
 def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[tuple[str, str]]:
@@ -78,6 +92,7 @@ def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[
     if dep.tier.accelerator == "cpu":
         values.append(("RENTSTACK_CPU_KV_GIB", str(dep.cpu_kv_gib)))
     else:
+        values.append(("RENTSTACK_VLLM_IMAGE", image_for(dep.tier, dep.release)))
         values.append(("RENTSTACK_GPUS", str(dep.tier.gpu.count)))
         values.append(("RENTSTACK_NCCL_P2P_DISABLE", "0" if dep.tier.gpu.p2p else "1"))
     return values
@@ -106,7 +121,7 @@ def _service(tier: Tier) -> dict:
         "profile": tier.name,
         # a YAML comment line in compose.yaml: a line break would start YAML of its own
         "description": check_text(f"stacks/{tier.name}.yaml description", tier.description),
-        "image": image_for(tier),
+        "image": image_for(tier) if cpu else _gpu_image_ref(),
         "cpu": cpu,
         "shm_size": tier.shm_size,
         "gpus": tier.gpu.count,
@@ -122,7 +137,7 @@ def render_root_compose(tiers: list[Tier]) -> str:
     custom = {
         "service": f"vllm-{CUSTOM_PROFILE}", "profile": CUSTOM_PROFILE,
         "description": "any other card, described by --gpus/--gpu-mem at render time",
-        "image": VLLM_GPU_IMAGE, "cpu": False, "shm_size": "", "gpus": "${RENTSTACK_GPUS:-1}",
+        "image": _gpu_image_ref(), "cpu": False, "shm_size": "", "gpus": "${RENTSTACK_GPUS:-1}",
         "start_period_s": 900, "health_test": HEALTH_GPU,
         "environment": [("HF_HUB_OFFLINE", '"1"'), ("NCCL_P2P_DISABLE", '"${RENTSTACK_NCCL_P2P_DISABLE:-0}"')],
     }

@@ -135,8 +135,11 @@ def test_set_is_typed_like_vllm_declares_it():
         parse_set("max-model-len")
     with pytest.raises(RentstackError, match="max-num-seqs takes a whole number"):
         parse_set("max-num-seqs=many")
-    with pytest.raises(RentstackError, match="swap-space: not a vLLM 0.32.0 setting"):
-        parse_set("swap-space=4")
+    # Known to older releases a host may get (0.8.5-0.13): typed here, checked against the
+    # chosen release at render time.
+    assert parse_set("swap-space=4") == ("swap-space", 4)
+    with pytest.raises(RentstackError, match=r"unknown vLLM setting.*did you mean 'swap-space'"):
+        parse_set("swap-spce=4")
     with pytest.raises(RentstackError, match=r"kv-cache-dtype = 'fp9'.*did you mean 'fp8'"):
         parse_set("kv-cache-dtype=fp9")
 
@@ -147,3 +150,19 @@ def test_vllm_argument_list_is_vllms_own():
     assert args["enforce-eager"]["kind"] == "bool"
     assert args["gpu-memory-utilization"]["kind"] == "float"
     assert "swap-space" not in args
+
+
+def test_settings_follow_the_release_a_host_runs():
+    from rentstack.config.vllm_args import for_release, lines
+
+    assert {"0.8.5", "0.9.2", "0.10.1.1", "0.10.2", "0.11.0", "0.13.0", "0.32.0"} <= set(lines())
+    kept, notes = for_release({"swap-space": 4, "max-model-len": 4096}, "0.11.0")
+    assert kept == {"swap-space": 4, "max-model-len": 4096} and notes == []
+    dropped, notes = for_release({"swap-space": 4, "max-model-len": 4096}, "0.32.0")
+    assert dropped == {"max-model-len": 4096} and notes[0].startswith("dropped swap-space: 4 from the stack file")
+    renamed, notes = for_release({"disable-log-requests": True, "cuda-graph-sizes": [1, 2, 4]}, "0.32.0")
+    assert renamed == {"enable-log-requests": False, "cudagraph-capture-sizes": [1, 2, 4]}
+    back, _ = for_release({"cudagraph-capture-sizes": [8]}, "0.11.0")
+    assert back == {"cuda-graph-sizes": [8]}
+    with pytest.raises(RentstackError, match=r"--set: 'swap-space' is not a vLLM 0.32.0 setting"):
+        for_release({"swap-space": 4}, "0.32.0", requested={"swap-space"})

@@ -19,6 +19,11 @@ from rentstack.errors import RentstackError
 from rentstack.local.deploy_dir import read_api_key, write_deployment
 from rentstack.render import build_deployment, render_compose_env, render_vllm_yaml
 from rentstack.config import load_tier
+from rentstack.releases import load_matrix
+
+
+def find_release(name: str):
+    return load_matrix().find(name)
 
 CASES = sorted((Path(__file__).parents[1] / "golden" / "render").glob("*.json"))
 
@@ -27,11 +32,12 @@ def _deploy(args: dict):
     ns = argparse.Namespace(tier=args.get("tier"), preset=args.get("preset"), gpus=args.get("gpus"),
                             gpu_mem=args.get("gpu_mem"), free_gib=args.get("free_gib"))
     tier = tier_from_args(ns)
+    release = find_release(args["vllm_version"]) if args.get("vllm_version") else None
     return build_deployment(
         tier, args.get("model"), args.get("sets", {}), runner=args.get("runner", "compose"),
         bind="0.0.0.0" if args.get("public") else "127.0.0.1", port=args.get("port", 8000),
         models_dir=args.get("models_dir", "/data/models"), force=args.get("force", False),
-        require_api_key=not args.get("no_api_key", False))
+        require_api_key=not args.get("no_api_key", False), release=release)
 
 
 def _env_values(text: str) -> dict[str, str]:
@@ -62,6 +68,8 @@ def test_render_golden(case):
     notes = " | ".join(dep.notes)
     for fragment in expect.get("notes_contain", []):
         assert fragment in notes, notes
+    for fragment in expect.get("header_contains", []):
+        assert fragment in render_vllm_yaml(dep).split("\n\n")[0], render_vllm_yaml(dep)[:300]
 
 
 def test_planned_values_are_within_the_models_limits():
@@ -129,7 +137,7 @@ def test_root_compose_services_follow_tier_data():
         if tier == "cpu":
             assert svc["image"] == "rentstack/vllm-cpu:0.32.0" and svc["shm_size"] == "2gb"
         else:
-            assert svc["image"] == "vllm/vllm-openai:v0.32.0" and svc["ipc"] == "host"
+            assert svc["image"] == "${RENTSTACK_VLLM_IMAGE:-vllm/vllm-openai:v0.32.0}" and svc["ipc"] == "host"
             device = svc["deploy"]["resources"]["reservations"]["devices"][0]
             want = "${RENTSTACK_GPUS:-1}" if tier == "gpu" else load_tier(tier).gpu.count
             assert device["count"] == want and device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
