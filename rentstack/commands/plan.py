@@ -57,7 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--block-size", type=int, metavar="N")
     v.add_argument("--enforce-eager", action="store_true", default=None)
     v.add_argument("--cpu-offload-gb", type=float, metavar="F")
-    v.add_argument("--vllm-version", metavar="X.Y.Z", help=f"default {VLLM_VERSION}, the pinned release")
+    v.add_argument("--vllm-version", metavar="X.Y.Z",
+                   help="the release whose accounting to model (any X.Y.Z); default with --tier: the release "
+                        "this machine's driver and cards run (rentstack/config/releases.yaml), else "
+                        f"{VLLM_VERSION}")
     v.add_argument("--allow-long-max-model-len", action="store_true",
                    help="allow max_model_len above the model's limit (VLLM_ALLOW_LONG_MAX_MODEL_LEN=1)")
     out = p.add_argument_group("output")
@@ -161,11 +164,21 @@ def run(args: argparse.Namespace) -> int:
     if quant and "quantization" not in fixed:
         fixed["quantization"] = quant
     fixed.update(_cli_params(args))
+    release_line = ""
+    if args.tier and args.vllm_version is None:
+        # The release a GPU tier gets here: from the local driver and cards, or the newest.
+        from rentstack.local.gpu import local_choice
+
+        choice = local_choice()
+        fixed["vllm_version"] = choice.release.version
+        release_line = choice.line
     measured = _measured(args, hw, fixed, names)
     if args.fit:
         f = fit(arch, hw, fixed=fixed, measured=measured)
         payload = {**f.plan.to_dict(), "fit": f.to_dict() | {"plan": None}}
-        _emit(args, payload, fit_text(f, title))
+        if release_line:
+            payload["vllm_release"] = release_line
+        _emit(args, payload, "\n".join(filter(None, [release_line, fit_text(f, title)])))
         return 0 if f.plan.fits else 3
     pl = plan(arch, hw, _launch(fixed), allow_long_max_model_len=args.allow_long_max_model_len, measured=measured)
     _emit(args, pl.to_dict(), plan_table(pl, title))

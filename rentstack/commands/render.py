@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models-dir", default=str(REPO / "models"), help="host directory holding model dirs")
     p.add_argument("--state-dir", default=str(STATE_DIR), help="where rendered files go (default .rentstack)")
     p.add_argument("--force", action="store_true", help="render even when the planner predicts failure")
+    p.add_argument("--vllm-version", metavar="X.Y.Z[+cuNNN]", default=None,
+                   help="GPU tiers: render for this vLLM release (default: the newest this machine's driver runs, "
+                        "or the newest release without a GPU here)")
     p.add_argument("--compose", action="store_true",
                    help="instead: regenerate the root compose.yaml from stacks/ and templates/")
     p.add_argument("--check", action="store_true", help="with --compose: fail if compose.yaml is out of date")
@@ -57,9 +60,17 @@ def run(args: argparse.Namespace) -> int:
     tier = tier_from_args(args)
     sets = dict(parse_set(item) for item in args.sets)
     bind = "0.0.0.0" if args.public else args.bind
+    release = None
+    if tier.accelerator == "gpu":
+        from rentstack.local.gpu import local_choice
+
+        choice = local_choice(args.vllm_version, args.runner)
+        print(choice.line)
+        release = choice.release
     dep = build_deployment(tier, args.model, sets, runner=args.runner, bind=bind, port=args.port,
                            models_dir=str(Path(args.models_dir).resolve()) if args.runner == "compose" else args.models_dir,
-                           force=args.force, require_api_key=not args.no_api_key, model_config=args.model_config)
+                           force=args.force, require_api_key=not args.no_api_key, model_config=args.model_config,
+                           release=release)
     out = write_deployment(dep, Path(args.state_dir), CACHE_DIR / "vllm")
     print(f"rendered tier {tier.name} ({dep.model.name}) into {out.directory}")
     for note in dep.notes:

@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", default=None, help="base image for the CPU build (default: debootstrap'ed Debian)")
     p.add_argument("--state-dir", default=str(STATE_DIR), help="where rendered files go (default .rentstack)")
     p.add_argument("--project", default=None, help="compose project name (default rentstack)")
+    p.add_argument("--vllm-version", metavar="X.Y.Z[+cuNNN]", default=None,
+                   help="GPU tiers: this vLLM release instead of the newest one this machine's driver and cards run "
+                        "(checked the same way; rentstack/config/releases.yaml)")
     p.set_defaults(func=run_up)
 
     for name, helptext, func in (("down", "stop and remove a tier's containers", run_down),
@@ -84,11 +87,19 @@ def run_up(args: argparse.Namespace) -> int:
     models_dir = REPO / "models"
     state_dir = Path(args.state_dir)
     wait_s = tier.health.start_period_s + 120
+    release = None
+    if tier.accelerator == "gpu":
+        # Before anything is rendered or pulled: a driver too old for every release stops here.
+        from rentstack.local.gpu import local_choice
+
+        choice = local_choice(args.vllm_version)
+        print(f"up: {choice.line}")
+        release = choice.release
 
     def deploy(overrides: dict):
         return build_deployment(tier, args.model, {**sets, **overrides}, bind=bind, port=args.port,
                                 models_dir=str(models_dir.resolve()), force=args.force,
-                                model_config=args.model_config)
+                                model_config=args.model_config, release=release)
 
     dep = deploy({})
     if tier.accelerator == "cpu":

@@ -15,7 +15,9 @@ import pytest
 from rentstack.config import list_tiers, load_tier
 from rentstack.export.helm import helm_values
 from rentstack.render import build_deployment
-from rentstack.versions import VLLM_GPU_IMAGE
+from rentstack.releases import default_release
+
+VLLM_GPU_IMAGE = default_release().image
 
 pytestmark = pytest.mark.integration
 

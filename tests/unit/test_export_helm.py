@@ -14,7 +14,9 @@ from rentstack.cli import main
 from rentstack.config import list_tiers, load_tier
 from rentstack.export.helm import helm_values, k8s_name, unknown_keys
 from rentstack.render import build_deployment
-from rentstack.versions import VLLM_GPU_IMAGE
+from rentstack.releases import default_release
+
+VLLM_GPU_IMAGE = default_release().image
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "data/production-stack/values.schema.json").read_text())
 GPU_TIERS = [name for name in list_tiers() if load_tier(name).accelerator == "gpu"]
