@@ -69,16 +69,16 @@ def test_a_secondary_cause_gives_way_to_the_root_cause():
 
 
 def test_a_new_cause_needs_only_its_module_and_the_registry(monkeypatch):
-    """What `releases` will do for driver failures: one Cause value, one REGISTRY entry."""
+    """Adding a cause: one Cause value, one REGISTRY entry (as driver_too_old and unsupported_gpu were added)."""
     from rentstack.doctor import causes
 
-    line = "RuntimeError: The NVIDIA driver on your system is too old (found version 11040)."
+    line = "OSError: [Errno 28] No space left on device: '/root/.cache/vllm/torch_compile_cache'"
     new = Cause(
-        name="driver_too_old",
-        summary="the host's NVIDIA driver is older than the CUDA the image was built with",
-        triggers=("driver on your system is too old",),
-        match=lambda text: Found("startup", {"found": "11040"}) if "too old" in text else None,
-        explain=lambda ctx: f"The driver is too old (found {ctx.details['found']}).",
+        name="disk_full",
+        summary="the disk holding vLLM's caches is full",
+        triggers=("No space left",),
+        match=lambda text: Found("startup", {"errno": 28}) if "No space left" in text else None,
+        explain=lambda ctx: f"The disk is full (errno {ctx.details['errno']}).",
         examples=(line,),
     )
     registry = (*causes.REGISTRY, new)
@@ -86,5 +86,5 @@ def test_a_new_cause_needs_only_its_module_and_the_registry(monkeypatch):
     monkeypatch.setattr(causes, "BY_NAME", {c.name: c for c in registry})
     monkeypatch.setattr(causes, "TRIGGER", re.compile(causes.TRIGGER.pattern + "|" + re.escape(new.triggers[0])))
     d = diagnose(["INFO 01-01 00:00:00 [api_server.py:1] vLLM API server version 0.10.2\n", line + "\n"])
-    assert (d.cause, d.phase, d.fixes) == ("driver_too_old", "startup", [])
-    assert d.explanation == "The driver is too old (found 11040)."
+    assert (d.cause, d.phase, d.fixes) == ("disk_full", "startup", [])
+    assert d.explanation == "The disk is full (errno 28)."

@@ -27,16 +27,21 @@ from rentstack.doctor import patterns
 from rentstack.doctor.causes import (
     bad_argument,
     cuda_oom,
+    driver_too_old,
     insufficient_free_memory,
     max_model_len_too_large,
     model_not_found,
     nccl_p2p,
     no_kv_cache_memory,
     port_in_use,
+    unsupported_gpu,
 )
 from rentstack.doctor.causes.base import Cause, Context, Found
 
 REGISTRY: tuple[Cause, ...] = (
+    # Nothing else can run when the driver or the card does not fit the build: first.
+    driver_too_old.CAUSE,
+    unsupported_gpu.CAUSE,
     no_kv_cache_memory.CAUSE,
     max_model_len_too_large.CAUSE,
     insufficient_free_memory.CAUSE,
