@@ -132,7 +132,7 @@ def _options(values: dict[str, object]) -> Options:
             values["sets"] = dict(parse_set(item) for item in (values["sets"] or ()))
         except RentstackError as exc:
             raise InputError(str(exc)) from None
-    for name in ("model", "runner", "wheels", "endpoint", "hf_endpoint"):
+    for name in ("model", "runner", "wheels", "endpoint", "hf_endpoint", "vllm_version"):
         if name in values and values[name] == "":
             values[name] = None
     return Options(**values)
@@ -180,7 +180,7 @@ def _run(action: str, call: Call, dry_run: bool, auto_fix: object) -> None:
 
 
 _SERVE = ("tier", "model", "data_dir", "port", "bind", "runner", "project", "wheels", "health_timeout", "sets",
-          "force")
+          "force", "vllm_version")
 
 
 @host_task(*_SERVE, "endpoint", "hf_endpoint")

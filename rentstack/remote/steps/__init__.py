@@ -158,8 +158,15 @@ def provision_steps(ctx: Ctx) -> list[Step]:
     # room is checked by the `fab up` that follows, on the host with its GPU.
     serves_now = ctx.tier.accelerator == "cpu" or bool(ctx.facts.gpus)
     # Docker (and the NVIDIA toolkit) only after the GPU gate: a no-GPU boot just downloads.
-    return [disk.grow(ctx), disk.space(ctx, runtime=serves_now), caches.step(ctx), weights.step(ctx),
+    return [*_release(ctx), disk.grow(ctx), disk.space(ctx, runtime=serves_now), caches.step(ctx), weights.step(ctx),
             weights.gpu_gate(ctx), docker.step(ctx), runtime.step(ctx), render.step(ctx), server.step(ctx)]
+
+
+def _release(ctx: Ctx) -> list[Step]:
+    """GPU tiers first say which vLLM the host gets (the cpu tier always runs versions.VLLM_VERSION)."""
+    from rentstack.remote.steps import release
+
+    return [release.step(ctx)] if ctx.tier.accelerator == "gpu" else []
 
 
 def download_steps(ctx: Ctx) -> list[Step]:
@@ -174,8 +181,8 @@ def up_steps(ctx: Ctx) -> list[Step]:
     if ctx.tier.accelerator == "gpu" and not ctx.facts.gpus:
         raise RentstackError(f"tier {ctx.tier.name} needs a GPU but {ctx.label} has none "
                              "(nvidia-smi sees no GPU): boot the instance with its GPU, then run `fab up` again")
-    return [disk.space(ctx), docker.step(ctx), weights.step(ctx), runtime.step(ctx), render.step(ctx),
-            server.step(ctx)]
+    return [*_release(ctx), disk.space(ctx), docker.step(ctx), weights.step(ctx), runtime.step(ctx),
+            render.step(ctx), server.step(ctx)]
 
 
 PLANS: dict[str, Callable[[Ctx], list[Step]]] = {"provision": provision_steps, "download": download_steps,

@@ -21,6 +21,7 @@ from rentstack.remote.host_state import HostState, parse_state, state_path
 from rentstack.remote.layout import Layout
 from rentstack.remote.options import Options
 from rentstack.remote.provision import LOCAL_MODELS, resolve_inputs
+from rentstack.releases import Choice, GpuHost, Release, choose
 from rentstack.safe import inside
 
 T = TypeVar("T")
@@ -37,6 +38,12 @@ class Ctx:
     facts: HostFacts
     layout: Layout
     local_models: Path = LOCAL_MODELS
+    choice: Choice | None = None
+    """The vLLM release for a GPU tier, chosen from the facts (None: cpu tier, or no GPU seen)."""
+
+    @property
+    def release(self) -> Release | None:
+        return self.choice.release if self.choice else None
 
     @property
     def label(self) -> str:
@@ -155,6 +162,22 @@ def connect(remote: Any, opts: Options, echo: Callable[[str], None] | None = Non
     facts = gather(remote.run, opts.data_dir)
     io = HostIO(remote, opts.data_dir, HostState())
     io.state = parse_state(io.read(file_text_fact(state_path(opts.data_dir))) or "")
+    choice = choose_release(tier, facts, opts, io.state)
     ctx = Ctx(spec=remote.spec, opts=opts, tier=tier, model=model, facts=facts,
-              layout=Layout(opts.data_dir))
+              layout=Layout(opts.data_dir, **({"vllm": choice.release.name} if choice else {})), choice=choice)
     return ctx, io
+
+
+RELEASE_KEY = "vllm-release"
+"""State entry of the chosen release: its checksum is the release's name, its detail why."""
+
+
+def choose_release(tier: Tier, facts: HostFacts, opts: Options, state: HostState) -> Choice | None:
+    """The vLLM release a GPU tier gets on this host, before any step runs: a host no release
+    runs on is refused here, before anything is downloaded. None for the cpu tier and for a
+    host booted without its GPU (`fab up` chooses once the GPU is there)."""
+    host = GpuHost.from_facts(facts)
+    if tier.accelerator != "gpu" or host is None:
+        return None
+    recorded = (state.steps.get(RELEASE_KEY) or {}).get("checksum")
+    return choose(host, opts.runner or facts.runner, requested=opts.vllm_version, recorded=recorded)

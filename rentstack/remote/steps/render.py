@@ -25,7 +25,8 @@ Files = dict[str, tuple[str, int]]
 def deployment(ctx: Ctx) -> Deployment:
     tier = host_tier(ctx.tier, ctx.facts)
     return build_deployment(tier, ctx.opts.model, dict(ctx.opts.sets), runner=ctx.runner, bind=ctx.opts.bind,
-                            port=ctx.opts.port, models_dir=ctx.layout.models, force=ctx.opts.force)
+                            port=ctx.opts.port, models_dir=ctx.layout.models, force=ctx.opts.force,
+                            release=ctx.release)
 
 
 def secrets_path(ctx: Ctx) -> str:

@@ -30,7 +30,7 @@ def step(ctx: Ctx) -> Step:
 
 
 def _venv(ctx: Ctx) -> Step:
-    wheel = runners.venv_wheel(ctx.tier)
+    wheel = runners.venv_wheel(ctx.tier, ctx.release)
     venv = ctx.layout.venv
 
     def check(view: View) -> str | None:
@@ -42,7 +42,7 @@ def _venv(ctx: Ctx) -> Step:
         source = wheels(ctx, host.view())
         # Caches come from env.sh: sshd drops most variables a client sends (AcceptEnv).
         script = f". {shlex.quote(ctx.layout.env_sh)} 2>/dev/null || true\n"
-        host.check(script + runners.venv_install(ctx.layout, ctx.tier, source),
+        host.check(script + runners.venv_install(ctx.layout, ctx.tier, source, ctx.release),
                    f"installing {wheel} into {venv}", timeout=3600)
         where = f"from {source}" if source else "from the package index"
         return host.record("runtime", checksum(wheel), f"installed {wheel} into {venv} {where}")
@@ -51,7 +51,7 @@ def _venv(ctx: Ctx) -> Step:
 
 
 def _image(ctx: Ctx) -> Step:
-    image = image_for(ctx.tier)
+    image = image_for(ctx.tier, ctx.release)
 
     def check(view: View) -> str | None:
         if view.read(image_present_fact(image)):
