@@ -147,3 +147,12 @@ def test_no_gpu_here_falls_back_to_the_newest_release_unchecked() -> None:
     choice = R.choose_or_default(None)
     assert choice.release == R.default_release() and "not checked against a driver" in choice.reason
     assert R.choose_or_default(None, requested="0.11.0").release.name == "0.11.0+cu128"
+
+
+def test_each_release_carries_its_memory_accounting_era() -> None:
+    """The planner's rules for the chosen release (rules_for, the one home of version rules)."""
+    m = R.load_matrix()
+    assert m.find("0.32.0").rules.budgets_cuda_graphs and m.find("0.32.0").rules.tokens_from_concurrency
+    assert not m.find("0.13.0").rules.budgets_cuda_graphs
+    assert m.find("0.8.5.post1").rules.caps_whole_gpu and not m.find("0.9.2").rules.caps_whole_gpu
+    assert m.find("0.10.1.1").rules.sampler_bytes < m.find("0.10.2").rules.sampler_bytes
