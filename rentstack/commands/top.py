@@ -36,7 +36,7 @@ def _token_from_file(path: Path) -> str | None:
     try:
         return token_from_secrets(path.read_text())
     except OSError as exc:
-        raise RentstackError(f"--key-file {path}: {exc.strerror or exc}") from None
+        raise RentstackError(f"--key-file {path}: {exc.strerror or exc}: check the path (a secrets.env, or a file holding only the key)") from None
 
 
 def _check_url(value: str) -> str:

@@ -106,6 +106,13 @@ class Options:
             if value is not None:
                 _check_text(name, value)
         _check_abs_path("data_dir", self.data_dir)
+        # Every task names a tier (down, doctor and top too): a shipped name, checked here so
+        # `--tier ../x` is refused before connecting rather than used as a path on the host.
+        from rentstack.config import load_tier
+        try:
+            load_tier(self.tier)
+        except RentstackError as exc:
+            raise InputError(str(exc)) from None
         if self.wheels is not None:
             _check_abs_path("wheels", self.wheels)
         try:
