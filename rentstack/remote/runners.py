@@ -160,11 +160,15 @@ def health_probe(port: int) -> str:
     return f"python3 -c {q(code)} >/dev/null 2>&1"
 
 
-def native_wait(layout: Layout, tier: str, port: int, timeout_s: int) -> str:
-    """Poll /health; exit 0 healthy, 1 timeout, 4 supervisor gone, 5 crash loop (3 restarts)."""
-    log = q(layout.log(tier))
+def native_wait(layout: Layout, tier: str, port: int, timeout_s: int, programs: tuple[Program, ...] | None = None) -> str:
+    """Poll /health; exit 0 healthy, 1 timeout, 4 a supervisor gone, 5 crash loop (a process
+    exited 3 times). Every program of the tier is watched, not only the server."""
+    programs = programs or native_programs(layout, tier)
+    alive = " && ".join(native_running(layout, tier, p.slug) for p in programs)
+    loops = " || ".join(f"[ \"$(grep -c {q('supervise: ' + p.name + ' exited')} {q(layout.log(tier, p.slug))} "
+                        f"2>/dev/null)\" -ge 3 ]" for p in programs)
     return (f"end=$(( $(date +%s) + {int(timeout_s)} )); while [ $(date +%s) -lt $end ]; do "
             f"{health_probe(port)} && exit 0; "
-            f"{native_running(layout, tier)} || exit 4; "
-            f"[ \"$(grep -c 'supervise: vLLM exited' {log} 2>/dev/null)\" -ge 3 ] && exit 5; "
+            f"{{ {alive}; }} || exit 4; "
+            f"{{ {loops}; }} && exit 5; "
             f"sleep 2; done; exit 1")

@@ -60,3 +60,27 @@ def test_two_supervised_processes_start_restart_and_stop(tmp_path: Path) -> None
     for p in programs:
         assert _sh(native_running(layout, "t", p.slug)).returncode != 0
         assert not Path(layout.pidfile("t", p.slug)).exists()
+
+
+def test_wait_watches_every_program_not_only_the_server(tmp_path: Path) -> None:
+    """native_wait gives up (exit 4) when any program's supervisor is gone, and (exit 5) when
+    any program crash-loops, instead of waiting out the whole health timeout."""
+    from rentstack.remote.runners import native_wait
+
+    layout = Layout(str(tmp_path / "d"))
+    os.makedirs(layout.home)
+    Path(layout.supervisor).write_text(SUPERVISOR_SCRIPT.read_text())
+    alpha = Program("Alpha", "alpha", ("sleep", "300"))
+    beta = Program("Beta", "beta", ("sh", "-c", "exit 3"))
+    port = 1   # nothing answers /health there
+    try:
+        assert _sh(native_start(layout, "t", alpha)).returncode == 0
+        t0 = time.monotonic()
+        gone = _sh(native_wait(layout, "t", port, 30, (alpha, beta)))
+        assert gone.returncode == 4 and time.monotonic() - t0 < 10
+        assert _sh(native_start(layout, "t", beta)).returncode == 0
+        looping = _sh(native_wait(layout, "t", port, 40, (alpha, beta)))
+        assert looping.returncode == 5
+        assert Path(layout.log("t", "beta")).read_text().count("supervise: Beta exited with 3") >= 3
+    finally:
+        _sh(native_stop(layout, "t", ("alpha", "beta")))
