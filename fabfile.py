@@ -10,7 +10,7 @@ takes and calls rentstack.remote; the logic, plans and parsers live in the packa
 Password: $RENTSTACK_SSH_PASSWORD, else a prompt with --password; never a flag value.
 
 Exit codes: 0 done (server up, weights ready, or the plan printed); 1 a host failed;
-2 bad input, found before connecting; 3 `status`: not healthy; 4 `provision`/`up` stopped
+2 bad input, found before connecting; 3 `status`: not healthy; 4 `provision` stopped
 on purpose before the server was up (e.g. a GPU tier on a host booted without its GPU:
 the weights are there, boot with the GPU and run `fab up`).
 """
