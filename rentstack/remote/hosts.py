@@ -20,6 +20,10 @@ DEFAULT_USER = "root"
 PASSWORD_ENV = "RENTSTACK_SSH_PASSWORD"
 """Environment variable holding the SSH password (never a command-line flag)."""
 
+_HARMLESS_SSH_OPTIONS = frozenset({"stricthostkeychecking", "userknownhostsfile", "serveraliveinterval",
+                                   "serveralivecountmax", "connecttimeout", "compression"})
+"""-o options a pasted ssh line may carry: they do not change where or as whom it logs in
+(rentstack's own client ignores them). -o ProxyCommand and the rest are refused."""
 _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 """A login name as useradd accepts it; anything else ($(id), spaces, quotes) is refused."""
 _HOSTNAME = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+|[0-9A-Fa-f:]+)$")
@@ -56,7 +60,7 @@ def _port(value: str, text: str) -> int:
 
 
 def _from_ssh_line(text: str) -> HostSpec:
-    """AutoDL's 'ssh -p 12345 root@region-1.autodl.com' (extra -o options are ignored)."""
+    """AutoDL's 'ssh -p 12345 root@region-1.autodl.com'; options other than -p and -l are refused."""
     try:
         words = shlex.split(text)
     except ValueError as exc:
@@ -77,9 +81,18 @@ def _from_ssh_line(text: str) -> HostSpec:
             user = words[i + 1]
             i += 2
             continue
-        elif word in ("-o", "-i", "-J", "-F") and i + 1 < len(words):
-            i += 2
+        elif word.startswith("-o"):
+            option = word[2:] or (words[i + 1] if i + 1 < len(words) else "")
+            if option.split("=", 1)[0].strip().lower() not in _HARMLESS_SSH_OPTIONS:
+                raise RentstackError(f"host {text!r}: ssh option -o {option} is not supported: paste only "
+                                     "'ssh -p PORT USER@HOST' (rentstack logs in with its own settings)")
+            i += 1 if word[2:] else 2
             continue
+        elif word.startswith("-") and word not in ("-C", "-N", "-g", "-q", "-v", "-4", "-6"):
+            # -o ProxyCommand=..., -J, -F, -i: rentstack logs in with its own settings, and an
+            # option silently dropped would connect somewhere other than the line says.
+            raise RentstackError(f"host {text!r}: ssh option {word} is not supported: paste only "
+                                 "'ssh -p PORT USER@HOST' (use --key for a key file)")
         elif not word.startswith("-"):
             if dest is not None:
                 raise RentstackError(f"host {text!r}: a remote command after the host is not supported; "
@@ -122,7 +135,8 @@ def parse_host(text: str) -> HostSpec:
     else:
         host = rest  # a bare IPv6 address (several colons) has no port
     if not host or not _HOSTNAME.match(host):
-        raise RentstackError(f"host {raw!r}: {host!r} is not a host name or address")
+        raise RentstackError(f"host {raw!r}: {host!r} is not a host name or address: "
+                             "pass USER@HOST:PORT, e.g. root@region-1.autodl.com:12345")
     return HostSpec(host=host, user=_check_user(user, raw), port=port)
 
 
