@@ -16,7 +16,6 @@ from typing import Any
 
 from rentstack.errors import RentstackError
 from rentstack.remote import download
-from rentstack.safe import check_name
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_HOSTS = REPO / ".rentstack" / "hosts"
@@ -102,10 +101,6 @@ class Options:
             if "lo" in f.metadata:
                 object.__setattr__(self, f.name, check_int(f.name, getattr(self, f.name), f.metadata["lo"],
                                                            f.metadata["hi"]))
-        try:
-            check_name("--tier", self.tier)     # a directory name on the host: never a path
-        except RentstackError as exc:
-            raise InputError(str(exc)) from None
         for name in ("tier", "model", "bind", "runner", "project", "endpoint", "hf_endpoint", "vllm_version"):
             value = getattr(self, name)
             if value is not None:
