@@ -9,8 +9,9 @@ the naive "weights × 1.2 + 2 GiB" estimate on the same records.
 By default it reads the shared dev set and the consumer-card set in tests/data, and
 summarises the score split per segment (datacenter, consumer single card, consumer
 multi-GPU over PCIe, quantized, V0 era, vGPU) with the over-promise rate: the share of
-scored starts where the KV tokens the planner would promise (the band's low end when the
-plan carries a band) exceed what vLLM logged.
+scored starts where the max_model_len --fit would set (from the band's low end when the
+plan carries a band, else the point estimate; rounded as fit rounds, capped at the model's
+context) exceeds the KV capacity vLLM logged.
 
     .venv/bin/python scripts/bench_planner.py [PATH.jsonl ...] [--arch PATH.json ...]
         [--split score|fit|all] [--json]
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from rentstack.errors import RentstackError  # noqa: E402
 from rentstack.plan import Hardware, LaunchParams, load_arch, plan  # noqa: E402
 from rentstack.plan.accounting import GiB, parse_version  # noqa: E402
+from rentstack.plan.fit import _round_len  # noqa: E402
 from rentstack.versions import VLLM_VERSION  # noqa: E402
 
 
@@ -342,7 +344,7 @@ def load_split(path: Path = SPLIT_FILE) -> dict[str, dict[str, str]]:
 
 
 def load_records(paths: list[Path]) -> list[dict]:
-    """Records of every file, each tagged with its file and split; duplicates of a shared record skipped."""
+    """Records of every file, each tagged with its file and split."""
     split = load_split()
     out: list[dict] = []
     for path in paths:
@@ -353,8 +355,9 @@ def load_records(paths: list[Path]) -> list[dict]:
             rec["_file"] = path.name
             rec["_split"] = rec.get("split") or split.get(path.name, {}).get(str(rec["id"]), "score")
             out.append(rec)
-    shared_ids = {r["id"] for r in out if r["_file"] == "vllm-startup-logs.dev.jsonl"}
-    return [r for r in out if r.get("same_as_shared_id") not in shared_ids]
+    # A consumer record that repeats a shared one (with its version read from the log) replaces it.
+    replaced = {r["same_as_shared_id"] for r in out if r.get("same_as_shared_id") is not None}
+    return [r for r in out if not (r["_file"] == "vllm-startup-logs.dev.jsonl" and r["id"] in replaced)]
 
 
 def load_archs(paths: list[Path]) -> dict:
@@ -402,11 +405,16 @@ def evaluate(rec: dict, archs: dict) -> dict:
     if ref:
         err, base = pct(pred, ref), pct(base_tok, ref)
         signed = (pred - ref) / ref * 100
+    # What --fit would set: max_model_len from the band's low end (the point estimate before
+    # the planner had a band), rounded down as fit does, capped at the model's context.
     low = getattr(pl, "kv_cache_tokens_low", None)
-    promised = low if low is not None else (pred if ref else None)
+    basis = low if low is not None else pl.kv_cache_tokens
+    promised = min(arch.max_position_embeddings, _round_len(basis, pl.resolved.block_size)) if ref else None
     return {**row, "vllm_version": pl.vllm_version, "pred_kv_gib": pl.available_kv_gib, "log_kv_gib": log_gib,
             "pred_tokens": pl.kv_cache_tokens, "log_tokens": ref, "low_tokens": low,
             "high_tokens": getattr(pl, "kv_cache_tokens_high", None), "band_source": getattr(pl, "band_source", None),
+            "band_segment": getattr(pl, "band_segment", ()),
+            "promised_len": promised,
             "err_pct": err, "signed_pct": signed, "base_pct": base, "verdict": pl.verdict, "logged_verdict": want,
             "over_promise": (promised > ref) if (ref and promised is not None) else None}
 
@@ -445,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [evaluate(rec, archs) for rec in records]
     hdr = (f"{'id':>4} {'split':<5} {'model':<44} {'ver':<7} {'KV GiB pred/log':>17} {'tokens pred/log':>23} "
-           f"{'err%':>7} {'low':>9}  verdict")
+           f"{'err%':>7} {'low':>9} {'fit len':>9}  verdict")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
@@ -457,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         tok_txt = f"{r['pred_tokens']:>11,}/{r['log_tokens'] if r['log_tokens'] else '-':<11}"
         e_txt = f"{r['signed_pct']:+7.1f}" if r["signed_pct"] is not None else f"{'':>7}"
         low_txt = f"{r['low_tokens']:>9,}" if r["low_tokens"] is not None else f"{'':>9}"
+        low_txt += f" {r['promised_len']:>9,}" if r["promised_len"] is not None else f" {'':>9}"
         flag = " OVER-PROMISE" if r["over_promise"] else ""
         vtxt = r["verdict"] + (f" (logged {r['logged_verdict']})" if r["logged_verdict"] else "") + flag
         print(f"{r['id']:>4} {r['split']:<5} {r['model']:<44} {r['vllm_version']:<7} {kv_txt:>17} {tok_txt:>23} "

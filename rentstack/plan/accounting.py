@@ -36,17 +36,26 @@ class Rules:
     engine: str
     """"v1", or "v0" before 0.8 (the V0 engine profiles max_model_len tokens at once)."""
     caps_whole_gpu: bool
-    """≤0.9.0: other processes' memory counts against gpu_memory_utilization."""
+    """The device's whole non-torch memory is charged to the budget: this process's CUDA
+    context, NCCL buffers and allocator leftovers as well as other processes' memory.
+    ≤0.6.4 (V0 worker: total−free − torch allocated, vLLM PR 9352) and 0.8.0–0.9.0 (V1
+    gpu_worker.determine_available_memory, same formula). 0.6.5–0.7.x (V0, PR 10511) and
+    ≥0.9.1 charge only what grew since the init snapshot."""
     checks_free_memory: bool
     """≥0.9.1: init_device refuses to start when free memory < total·utilization."""
     budgets_cuda_graphs: bool
     """≥0.20: profile_cudagraph_memory() is subtracted before the KV cache is sized
     (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1 from the 0.20.0 wheel)."""
     sampler_bytes: float
-    """Profile-run sampler peak per (dummy request × vocab entry), bytes. Measured:
-    ~8.5 B up to 0.10.1 (Qwen2-7B, A100), ~38 B in 0.10.2–0.16 (top-k/top-p over the
-    full vocab; Llama-3.1-8B 4.76 GiB, Qwen3 5.6 GiB at 1024 requests), ~14.4 B from 0.17
-    (the drop logged for Qwen3-14B 5.64 → 2.23 GiB)."""
+    """Profile-run sampler peak per (dummy request × vocab entry), bytes. V0 (≤0.7): ~30 B
+    from its source: profile_run samples with top_k = vocab−1, top_p 0.99, so
+    _apply_top_k_top_p sorts fp32 logits (4 B) into values (4 B) and int64 indices (8 B),
+    then softmax, cumsum and mask (9 B) and probs/logprobs (8 B); in TP only the driver
+    rank samples, and it is the one with the fewest blocks (2× RTX 4090 record c03:
+    rank 1 logged 8.69 GiB, the minimum was 1.2 GiB lower). Measured in V1: ~8.5 B up to
+    0.10.1 (Qwen2-7B, A100), ~38 B in 0.10.2–0.16 (top-k/top-p over the full vocab;
+    Llama-3.1-8B 4.76 GiB, Qwen3 5.6 GiB at 1024 requests), ~14.4 B from 0.17 (the drop
+    logged for Qwen3-14B 5.64 → 2.23 GiB)."""
     tokens_from_concurrency: bool
     """≥0.21: "GPU KV cache size" is max_concurrency × max_model_len, not blocks × block_size."""
     big_card_defaults: bool
@@ -54,11 +63,18 @@ class Rules:
     huge_card_defaults: bool
     """≥0.32: cards ≥160 GiB get 16384 batched tokens (get_batch_defaults)."""
     non_torch_single_gib: float
-    """Non-torch memory of one process (CUDA context, cuBLAS workspaces) counted after the
-    init snapshot. Measured: 0.13–0.14 GiB in 0.11–0.16, 0.24–0.25 GiB in 0.19, 0.35 V0."""
+    """Non-torch memory of one process (cuBLAS workspaces, attention-backend buffers) that
+    grows after the init snapshot. Measured: 0.03 GiB in V0 0.7.3 (RTX 4060, record c04),
+    0.13–0.14 GiB in 0.11–0.16, 0.24–0.25 GiB in 0.19. Eras that charge the whole device
+    (caps_whole_gpu) use the device-wide figure instead (planner.whole_device_non_torch)."""
     non_torch_nvlink_gib: float
     """Extra non-torch memory per rank with TP/PP over NVLink (custom all-reduce and NCCL
     buffers). Measured 1.8–2.0 GiB on H100 in 0.19; ~1.05 GiB in 0.10 (A100)."""
+    non_torch_pcie_gib: float = 0.08
+    """Extra non-torch memory per rank with TP/PP over PCIe: NCCL communicator buffers only
+    (vLLM's custom all-reduce needs NVLink or P2P). Measured 0.08 GiB in V1 (L40S TP4 at
+    0.10.2 logged 0.21 against 0.13 for one H100 of that era, shared record #26) and 0.22
+    GiB in V0 0.7 (2× RTX 4090, record c03: 0.25 against 0.03 for one RTX 4060, c04)."""
 
     @property
     def label(self) -> str:
@@ -70,14 +86,16 @@ def rules_for(version: str) -> Rules:
     if v < (0, 5, 0):
         raise RentstackError(f"vllm_version {version} is older than 0.5, which the planner does not model; use ≥0.6")
     v0 = v < (0, 8, 0)
-    if v < (0, 10, 2):
+    if v0:
+        sampler = 30.0
+    elif v < (0, 10, 2):
         sampler = 8.5
     elif v < (0, 17, 0):
         sampler = 38.0
     else:
         sampler = 14.4
     if v0:
-        nt_single = 0.35
+        nt_single = 0.03
     elif v < (0, 17, 0):
         nt_single = 0.14
     else:
@@ -85,7 +103,7 @@ def rules_for(version: str) -> Rules:
     return Rules(
         version=v,
         engine="v0" if v0 else "v1",
-        caps_whole_gpu=v < (0, 9, 1),
+        caps_whole_gpu=v <= (0, 6, 4) or (0, 8, 0) <= v <= (0, 9, 0),
         checks_free_memory=v >= (0, 9, 1),
         budgets_cuda_graphs=v >= (0, 20, 0),
         sampler_bytes=sampler,
@@ -93,6 +111,7 @@ def rules_for(version: str) -> Rules:
         big_card_defaults=v >= (0, 8, 5),
         huge_card_defaults=v >= (0, 32, 0),
         non_torch_single_gib=nt_single,
+        non_torch_pcie_gib=0.22 if v0 else 0.08,
         non_torch_nvlink_gib=1.85 if v >= (0, 12, 0) else 1.05,
     )
 

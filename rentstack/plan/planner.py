@@ -14,17 +14,33 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from rentstack.errors import RentstackError
-from rentstack.plan import accounting, kv, measured as measured_mod, weights
+from rentstack.plan import accounting, band as band_mod, kv, measured as measured_mod, weights
 from rentstack.plan.accounting import GiB, Rules
 from rentstack.plan.arch import ModelArch
 from rentstack.plan.measured import Measured
 from rentstack.plan.params import Hardware, LaunchParams
 
 # CUDA context + allocator state present before vLLM's init snapshot (not charged to the
-# budget, but it lowers the free memory the startup check sees). Measured on H100:
-# 79.19 total → 78.68 free with one GPU, 77.1–77.7 with TP 2/4 (NCCL communicators).
+# budget from 0.9.1, but it lowers the free memory the startup check sees). Measured on
+# H100: 79.19 total → 78.68 free with one GPU, 77.1–77.7 with TP 2/4 (NCCL communicators).
 CONTEXT_SINGLE_GIB = 0.5
 CONTEXT_MULTI_GIB = 1.6
+
+# What the eras that charge the whole device (Rules.caps_whole_gpu) count as non-torch:
+# everything on the card that torch has not allocated, measured after the profile run.
+# One process on an Ampere consumer card: 0.35 GiB (RTX 3090, V0 0.6.4, record c01/#1 —
+# the CUDA context, smaller than a Hopper's). With TP: 1.6 GiB, the device-wide figure
+# measured on H100 TP2/4 at init and again on the seed's 2× RTX 3080 at 0.8.5
+# (10.0 budget − 2.61 weights − 0.37 activation − 5.43 KV logged, record c05): there it
+# also holds the allocator segments that cpu_offload's load-then-copy leaves behind.
+WHOLE_DEVICE_SINGLE_CONSUMER_GIB = 0.35
+WHOLE_DEVICE_MULTI_GIB = CONTEXT_MULTI_GIB
+
+# Cards before Ampere have no Marlin kernels: AWQ/GPTQ fall back to kernels that
+# dequantize the whole weight to fp16 for prompts of ≥256 tokens (vLLM awq.py
+# FP16_MATMUL_HEURISTIC_CONDITION), which the profile run's prefill hits.
+_PRE_AMPERE = ("T4", "V100", "P100", "P40", "2080", "2070", "2060", "TITAN RTX", "QUADRO RTX", "RTX 8000",
+               "RTX 6000 TURING")
 
 # After the KV cache is allocated vLLM captures CUDA graphs and warms the sampler up again.
 # What is left must hold the sampler's buffers plus allocations the graph capture makes
@@ -81,6 +97,23 @@ class Plan:
     """When that calibration was saved (ISO date)."""
     measured_notes: list[str] = field(default_factory=list)
     """Measured figures scaled to this launch, or not reused and why."""
+    kv_cache_tokens_low: int = 0
+    """KV tokens at the error band's low end: the point estimate less the worst
+    over-prediction the planner made on fit records of this segment (see plan.band)."""
+    kv_cache_tokens_high: int = 0
+    """KV tokens at the band's high end (the worst under-prediction)."""
+    available_kv_gib_low: float = 0.0
+    available_kv_gib_high: float = 0.0
+    band_source: str = ""
+    """Which residuals the band comes from: a segment and its fit records, or a calibration."""
+    band_segment: tuple[str, ...] = ()
+    """card family, accounting era, quantization, parallel layout (plan.band.segment)."""
+    max_model_len_fit_low: int = 0
+    """Largest max_model_len one request could use at the band's low end."""
+    max_concurrency_low: float = 0.0
+    """Full-length requests at once at the band's low end."""
+    fits_low: bool = True
+    """One max_model_len request still fits when the KV cache is at the band's low end."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -153,11 +186,18 @@ def resolve(arch: ModelArch, hw: Hardware, p: LaunchParams, *, allow_long_max_mo
                    max_num_batched_tokens=mnbt, block_size=block)
 
 
-def activation_bytes(arch: ModelArch, p: LaunchParams, rules: Rules, dt: int, last_stage: bool) -> float:
+def activation_bytes(arch: ModelArch, p: LaunchParams, rules: Rules, dt: int, last_stage: bool,
+                     quant: str | None = None, card: str = "", offloaded_layer: float = 0.0) -> float:
     """Peak of the profile run beyond the weights: forward transients for
     max_num_batched_tokens tokens, or the dummy sampler over min(max_num_seqs, tokens)
     requests × vocab (fp32 logits, top-k/top-p), whichever is larger, plus the hidden states
-    that live through both."""
+    that live through both.
+
+    Quantized kernels add what they dequantize during the prefill: one fp16 copy of the
+    largest linear for AWQ/GPTQ without Marlin (pre-Ampere cards) and for bitsandbytes 4-bit
+    (bitsandbytes dequantizes each shard for multi-token inputs). V0 with cpu_offload_gb
+    copies one layer's offloaded weights to the GPU for each forward (functional_call), so
+    that copy is in the peak too; V1 reads them through UVA views instead."""
     t = p.max_num_batched_tokens
     reqs = min(p.max_num_seqs, t)
     tp = p.tp
@@ -170,9 +210,46 @@ def activation_bytes(arch: ModelArch, p: LaunchParams, rules: Rules, dt: int, la
             fwd = max(fwd, t * dt * 3 * arch.intermediate_size / tp)
     else:
         fwd = t * dt * arch.mlp_matrices * arch.intermediate_size / tp  # gate_up output (2·I) + activation (I)
+    # The dequantized weight is alive during its own matmul, whose output (gate_up: all but
+    # one of the MLP's intermediate-sized tensors) is being written; the activation's output
+    # comes after it is freed. So the peak is the larger of the two moments.
+    inter = max(arch.intermediate_size, arch.hidden_size) / tp
+    up_out = t * dt * (arch.mlp_matrices - 1) * arch.intermediate_size / tp
+    shard = arch.hidden_size * inter * 2  # one fp16 shard of the merged gate_up
+    if not arch.num_experts and quant == "bitsandbytes":
+        fwd = max(fwd, up_out + shard)
+    elif not arch.num_experts and quant in ("awq", "gptq") and t >= 256 and _pre_ampere(card):
+        fwd = max(fwd, up_out + shard * (arch.mlp_matrices - 1))
+    if rules.engine == "v0":
+        fwd += offloaded_layer
     sampler = reqs * arch.vocab_size * rules.sampler_bytes if last_stage else 0.0
-    keep = 2 * t * arch.hidden_size * dt
+    # Hidden states alive through the MLP: residual and hidden; V0 runs the layers eagerly,
+    # so the RMSNorm output is a third copy (V1's compiled graph fuses add + norm). The V0
+    # profile of Llama-3.1-8B on an RTX 3090 logged 2.07 / 2.99 GiB at 20000 / 29000 tokens
+    # = (3·hidden + 3·intermediate) × 2 B per token (records c01, c02).
+    keep = (3 if rules.engine == "v0" else 2) * t * arch.hidden_size * dt
     return max(fwd, sampler) + keep
+
+
+def _pre_ampere(card: str) -> bool:
+    upper = card.upper()
+    return any(tag in upper for tag in _PRE_AMPERE)
+
+
+def non_torch_bytes(rules: Rules, hw: Hardware, world: int) -> float:
+    """Non-torch memory vLLM charges to the budget, per rank.
+
+    Eras that charge the whole device count everything torch has not allocated (the CUDA
+    context included); the others only what grew after the init snapshot: cuBLAS and
+    attention workspaces, plus NCCL buffers with TP/PP (and vLLM's custom all-reduce on NVLink)."""
+    if rules.caps_whole_gpu:
+        if world > 1:
+            return WHOLE_DEVICE_MULTI_GIB * GiB
+        return (CONTEXT_SINGLE_GIB if hw.nvlink else WHOLE_DEVICE_SINGLE_CONSUMER_GIB) * GiB
+    nt = rules.non_torch_single_gib
+    if world > 1:
+        nt += rules.non_torch_nvlink_gib if hw.nvlink else rules.non_torch_pcie_gib
+    return nt * GiB
 
 
 def cuda_graph_bytes(arch: ModelArch, p: LaunchParams, layers: int, quant: str | None) -> float:
@@ -229,9 +306,7 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
     stages = weights.stage_weights(arch, p.tp, p.pp, quant, p.dtype)
     split = [s.layers for s in stages]
     layouts = kv.stage_layouts(arch, p.tp, split, p.kv_cache_dtype, p.block_size, dt)
-    nt = rules.non_torch_single_gib * GiB
-    if world > 1 and hw.nvlink:
-        nt += rules.non_torch_nvlink_gib * GiB
+    nt = non_torch_bytes(rules, hw, world)
     offload = p.cpu_offload_gb * GiB
     cg_model = [cuda_graph_bytes(arch, p, st.layers, quant) for st in stages]
     use = measured_mod.Applied()
@@ -248,7 +323,9 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
         last = st.stage == p.pp - 1
         moved = min(offload, st.decoder_bytes)
         w = (st.total_bytes if use.weights is None else use.weights[i]) - moved
-        act = activation_bytes(arch, p, rules, dt, last) if use.activation is None else use.activation
+        layer_share = min(moved, st.decoder_bytes / max(st.layers, 1))
+        act = (activation_bytes(arch, p, rules, dt, last, quant, hw.name, layer_share) if use.activation is None
+               else use.activation)
         cg = cg_model[i] if use.cuda_graphs is None else use.cuda_graphs[i]
         budget_cg = cg if use.cuda_graph_budget is None else use.cuda_graph_budget[i]
         budget_cg = budget_cg if (rules.budgets_cuda_graphs and not p.enforce_eager) else 0.0
@@ -299,8 +376,40 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
             f"cpu_offload_gb {p.cpu_offload_gb} is more than the decoder weights per GPU "
             f"({_gib(max(s.decoder_bytes for s in stages)):.1f} GiB); the rest is unused"
         )
+    _band(plan_, arch, hw, p, rules, lay, quant, use, measured)
     _verdicts(plan_, arch, hw, p, rules, lay, free, requested)
     return plan_
+
+
+def _fully_calibrated(use: measured_mod.Applied, graphs_budgeted: bool) -> bool:
+    """Every non-KV figure of the budget came from the calibration as measured (none scaled)."""
+    f = set(use.fields)
+    non_kv = "activation+non_torch" in f or {"activation", "non_torch"} <= f
+    graphs = not graphs_budgeted or "cuda_graphs" in f
+    return "weights" in f and non_kv and graphs and not use.notes
+
+
+def _band(pl: Plan, arch: ModelArch, hw: Hardware, p: LaunchParams, rules: Rules, lay: kv.KVLayout,
+          quant: str | None, use: measured_mod.Applied, measured: Measured | None) -> None:
+    """Attach the error band: the segment's fit residuals, or a calibration's own spread."""
+    key = band_mod.segment(hw.name, hw.nvlink, rules.engine, rules.caps_whole_gpu, quant is not None, p.tp * p.pp)
+    pl.band_segment = key
+    if measured is not None and _fully_calibrated(use, pl.cuda_graphs_budgeted):
+        b = band_mod.calibrated(max(pl.available_kv_gib, 0.0), measured.source)
+    else:
+        b = band_mod.band_for(key)
+    block = p.block_size
+    pl.band_source = b.source
+    pl.kv_cache_tokens_low = band_mod.low_tokens(pl.kv_cache_tokens, b, block)
+    pl.kv_cache_tokens_high = band_mod.high_tokens(pl.kv_cache_tokens, b, block)
+    pl.available_kv_gib_low = b.low(pl.available_kv_gib) if pl.available_kv_gib > 0 else pl.available_kv_gib
+    pl.available_kv_gib_high = b.high(pl.available_kv_gib) if pl.available_kv_gib > 0 else pl.available_kv_gib
+    pl.max_concurrency_low = round(b.low(pl.max_concurrency), 2)
+    avail_low = max(0.0, pl.available_kv_gib_low) * GiB
+    mlen, mnbt = p.max_model_len, p.max_num_batched_tokens
+    fit_low = lay.max_model_len_for(avail_low, max(arch.max_position_embeddings, mlen), mnbt)
+    pl.max_model_len_fit_low = fit_low // block * block
+    pl.fits_low = avail_low > 0 and lay.request_bytes(mlen, mnbt) <= avail_low
 
 
 def _fail(plan_: Plan, verdict: str, error: str, fix: str) -> None:

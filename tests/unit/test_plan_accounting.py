@@ -73,7 +73,7 @@ def test_sampler_peak_by_version():
 def test_nvlink_ranks_pay_for_all_reduce_buffers():
     pcie = plan(QWEN3_8B, Hardware(79.19, gpus=2, name="L40S"), LaunchParams(tp=2, max_model_len=8192))
     nvl = plan(QWEN3_8B, Hardware(79.19, gpus=2, name="H100"), LaunchParams(tp=2, max_model_len=8192))
-    assert pcie.non_torch_gib == pytest.approx(0.25)
+    assert pcie.non_torch_gib == pytest.approx(0.33)  # 0.25 + NCCL over PCIe 0.08 (L40S TP4, record #26)
     assert nvl.non_torch_gib == pytest.approx(2.10)
 
 

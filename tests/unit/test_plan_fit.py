@@ -100,4 +100,4 @@ def test_seed_presets_fit_as_given():
                    "max-num-batched-tokens": 512, "max-num-seqs": 8, "block-size": 16, "cpu-offload-gb": 60,
                    "dtype": "bfloat16", "quantization": "bitsandbytes"})
     assert f.plan.fits and f.goal_met
-    assert f.plan.kv_cache_tokens == pytest.approx(12240, rel=0.01)
+    assert f.plan.kv_cache_tokens == pytest.approx(10896, rel=0.01)  # bitsandbytes dequantizes a gate_up shard in the profile
