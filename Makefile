@@ -103,8 +103,9 @@ bench: bench-up bench-planner ## all benchmarks
 bench-up: venv host ## cold/warm `make up` vs direct vLLM start, smoke tokens/s (median of 3)
 	@$(PY) scripts/bench_up.py $(ARGS)
 
-bench-planner: venv ## planner vs vLLM's logged figures on the dev records
+bench-planner: venv ## planner vs vLLM's logged figures on the dev records, by segment; band.json up to date
 	@$(PY) scripts/bench_planner.py $(ARGS)
+	@$(PY) scripts/fit_band.py --check
 
 bench-download: venv ## fetch_weights.py vs `modelscope download` against a local hub server
 	@$(PY) scripts/bench_download.py $(ARGS)

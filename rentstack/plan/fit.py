@@ -2,7 +2,10 @@
 
 The goal by default is the model's full context at ≥4 concurrent full-length requests;
 failing that, the longest context one request can use. Every choice runs through plan(),
-so a fitted configuration is one the planner predicts vLLM will start with.
+so a fitted configuration is one the planner predicts vLLM will start with — and it is
+chosen against the error band's low end (Plan.kv_cache_tokens_low), not the point estimate:
+a card that behaves like the worst start of its segment still starts. With a calibration
+of this very card the band is the calibration's own spread, so the fit uses the measured figure.
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
         for eager in eager_opts:
             ch = {"kv_cache_dtype": kvd, "enforce_eager": eager}
             pl = run(max_model_len=target_ctx, **ch)
-            if pl and pl.fits and pl.max_concurrency >= goal.min_concurrency:
+            if pl and pl.fits and pl.fits_low and pl.max_concurrency_low >= goal.min_concurrency:
                 best = (pl, {**ch, "max_model_len": target_ctx})
                 break
         if best:
@@ -173,9 +176,9 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
                 probe = run(max_model_len=min(target_ctx, 512), **ch)
                 if probe is None or probe.verdict not in ("ok", "max_model_len"):
                     continue
-                n = _round_len(min(probe.max_model_len_fit, target_ctx), probe.resolved.block_size)
+                n = _round_len(min(probe.max_model_len_fit_low, target_ctx), probe.resolved.block_size)
                 pl = run(max_model_len=n, **ch)
-                if pl and pl.fits:
+                if pl and pl.fits and pl.fits_low:
                     cands.append((n, kvd != "auto", eager, pl, {**ch, "max_model_len": n}))
         if cands:
             cands.sort(key=lambda c: (-c[0], c[1], c[2]))
@@ -188,23 +191,24 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
                 ch = {"kv_cache_dtype": kvd, "enforce_eager": eager, "max_model_len": target_ctx}
                 pl = run(**ch)
                 if pl and pl.fits:
-                    fitting.append((pl.max_concurrency, pl, ch))
+                    # Options that start even at the band's low end first.
+                    fitting.append((pl.fits_low, pl.max_concurrency_low, pl, ch))
         if fitting:
-            fitting.sort(key=lambda c: -c[0])
-            best = (fitting[0][1], fitting[0][2])
+            fitting.sort(key=lambda c: (not c[0], -c[1]))
+            best = (fitting[0][2], fitting[0][3])
     offload = float(fx.get("cpu_offload_gb", 0.0))
     if best is None and goal.allow_cpu_offload and "cpu_offload_gb" not in fx:
         # Weights do not fit: move decoder layers to host RAM until 1 GiB of KV cache remains.
         eager = bool(fx.get("enforce_eager", True))  # graphs would only take room from the KV cache
         probe = run(max_model_len=min(target_ctx, 2048), enforce_eager=eager)
         if probe is not None:
-            short = -probe.available_kv_gib + 1.0 + probe.kv_bytes_per_token * min(target_ctx, 2048) / 2**30
+            short = -probe.available_kv_gib_low + 1.0 + probe.kv_bytes_per_token * min(target_ctx, 2048) / 2**30
             offload = math.ceil(max(short, 1.0))
             ctx = min(target_ctx, 2048)
             pl = run(max_model_len=ctx, enforce_eager=eager, cpu_offload_gb=float(offload))
-            if pl and pl.fits:
+            if pl and pl.fits and pl.fits_low:
                 n = target_ctx if "max_model_len" in fx else _round_len(
-                    min(pl.max_model_len_fit, target_ctx), pl.resolved.block_size)
+                    min(pl.max_model_len_fit_low, target_ctx), pl.resolved.block_size)
                 pl = run(max_model_len=n, enforce_eager=eager, cpu_offload_gb=float(offload)) or pl
                 best = (pl, {"max_model_len": pl.resolved.max_model_len, "enforce_eager": eager,
                              "cpu_offload_gb": float(offload), "kv_cache_dtype": base.kv_cache_dtype})
@@ -221,18 +225,18 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
     if "max_num_seqs" in fx:
         reasons["max_num_seqs"] = f"{p.max_num_seqs}: set by the tier"
     else:
-        cap = max(8, 2 ** int(math.log2(max(pl.kv_cache_tokens // 512, 1))))
+        cap = max(8, 2 ** int(math.log2(max(pl.kv_cache_tokens_low // 512, 1))))
         seqs = min(p.max_num_seqs, cap)
         if seqs < p.max_num_seqs:
             tuned = run(**{**ch, "max_num_seqs": seqs})
-            if tuned and tuned.fits:
+            if tuned and tuned.fits and tuned.fits_low:
                 pl, p = tuned, tuned.resolved
-                longer = _round_len(min(pl.max_model_len_fit, target_ctx), p.block_size)
+                longer = _round_len(min(pl.max_model_len_fit_low, target_ctx), p.block_size)
                 if not met and "max_model_len" not in fx and longer > p.max_model_len:
                     again = run(**{**ch, "max_num_seqs": seqs, "max_model_len": longer})
-                    if again and again.fits:
+                    if again and again.fits and again.fits_low:
                         pl, p = again, again.resolved
-        reasons["max_num_seqs"] = (f"{p.max_num_seqs}: the KV cache holds about {pl.kv_cache_tokens // 512:,} "
+        reasons["max_num_seqs"] = (f"{p.max_num_seqs}: the KV cache holds about {pl.kv_cache_tokens_low // 512:,} "
                                    "requests of 512 tokens" + ("; fewer dummy requests also shrink the profile's "
                                    "sampler peak" if p.max_num_seqs < LaunchParams_default_seqs(pl) else ""))
     full = p.max_model_len
@@ -240,10 +244,12 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
         reasons["max_model_len"] = f"{full}: set by the tier"
     elif met:
         reasons["max_model_len"] = (f"{full}: the model's full context; the KV cache holds "
-                                    f"{pl.max_concurrency:.1f} requests of that length")
+                                    f"{pl.max_concurrency_low:.1f} requests of that length at the band's low end")
     else:
-        reasons["max_model_len"] = (f"{full}: the longest one request can use ({pl.kv_cache_tokens:,} KV tokens); "
-                                    f"the full {limit} at concurrency {goal.min_concurrency} does not fit")
+        reasons["max_model_len"] = (f"{full}: the longest one request can use at the band's low end "
+                                    f"({pl.kv_cache_tokens_low:,} KV tokens); the full {limit} at concurrency "
+                                    f"{goal.min_concurrency} does not fit")
+    reasons["band"] = band_reason(pl)
     reasons["kv_cache_dtype"] = ("fp8: halves KV bytes per token to reach the goal (card has FP8)"
                                  if p.kv_cache_dtype != "auto" else
                                  "auto (model dtype): enough room without quantizing the KV cache")
@@ -269,6 +275,14 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
     if not met:
         out.alternatives = alternatives(arch, hw, pl, target_ctx, goal.min_concurrency, measured)
     return out
+
+
+def band_reason(pl: Plan) -> str:
+    """What planning against the band's low end costs, and where the band comes from."""
+    point, low = pl.kv_cache_tokens, pl.kv_cache_tokens_low
+    cost = (point - low) / point if point else 0.0
+    return (f"planned against {low:,} KV tokens, the band's low end (point estimate {point:,}; "
+            f"{point - low:,} tokens = {cost:.1%} kept as headroom) — {pl.band_source}")
 
 
 def LaunchParams_default_seqs(pl: Plan) -> int:  # noqa: N802 - reads like the value it returns

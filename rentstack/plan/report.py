@@ -37,6 +37,7 @@ def plan_table(pl: Plan, title: str = "") -> str:
     lines.append(f"  KV cache: {pl.kv_cache_tokens:,} tokens ({pl.kv_bytes_per_token:,} B/token/GPU), "
                  f"{pl.max_concurrency:.2f}× requests of {p.max_model_len} tokens; longest single request "
                  f"{pl.max_model_len_fit:,}")
+    lines.append(band_line(pl))
     for w in pl.warnings:
         lines.append(f"  warning: {w}")
     if pl.measured_from:
@@ -44,6 +45,13 @@ def plan_table(pl: Plan, title: str = "") -> str:
         lines += [f"    {note}" for note in pl.measured_notes]
     lines.append(verdict_line(pl))
     return "\n".join(lines)
+
+
+def band_line(pl: Plan) -> str:
+    """'KV band: 88,992 – 108,448 tokens (6.10 – 7.44 GiB per GPU); from consumer: 3 fit records …'."""
+    return (f"  KV band: {pl.kv_cache_tokens_low:,} – {pl.kv_cache_tokens_high:,} tokens "
+            f"({pl.available_kv_gib_low:.2f} – {pl.available_kv_gib_high:.2f} GiB per GPU); "
+            f"longest single request at the low end {pl.max_model_len_fit_low:,}; from {pl.band_source}")
 
 
 def measured_line(pl: Plan) -> str:

@@ -219,8 +219,11 @@ def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool,
 
 def _summary(result) -> str:
     verdict = "fits" if result.fits else f"DOES NOT FIT ({result.error})"
+    risk = "" if result.fits_low else (" — at the band's low end this max-model-len would not fit; "
+                                       f"{result.max_model_len_fit_low:,} would")
     return (f"planner: {verdict}; weights {result.weights_gib:.2f} GiB, KV cache {result.available_kv_gib:.2f} GiB "
-            f"= {result.kv_cache_tokens:,} tokens, {result.max_concurrency:.2f} full-length requests at once")
+            f"= {result.kv_cache_tokens:,} tokens (band {result.kv_cache_tokens_low:,}–{result.kv_cache_tokens_high:,}), "
+            f"{result.max_concurrency:.2f} full-length requests at once{risk}")
 
 
 def _cpu_kv_space(config: str | None, settings: dict[str, object]) -> tuple[int, str]:
