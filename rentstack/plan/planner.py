@@ -386,7 +386,10 @@ def _fully_calibrated(use: measured_mod.Applied, graphs_budgeted: bool) -> bool:
     f = set(use.fields)
     non_kv = "activation+non_torch" in f or {"activation", "non_torch"} <= f
     graphs = not graphs_budgeted or "cuda_graphs" in f
-    return "weights" in f and non_kv and graphs and not use.notes
+    # A note on weights, activation or non-torch means a figure was scaled or not reused;
+    # CUDA-graph notes matter only when the graphs are in the budget.
+    kept = ("weights", "activation", "non-torch") + (("cuda graphs",) if graphs_budgeted else ())
+    return "weights" in f and non_kv and graphs and not any(n.startswith(kept) for n in use.notes)
 
 
 def _band(pl: Plan, arch: ModelArch, hw: Hardware, p: LaunchParams, rules: Rules, lay: kv.KVLayout,
