@@ -12,7 +12,8 @@ from rentstack.cli import main
 REPO = Path(__file__).resolve().parents[2]
 CFG = str(REPO / "stacks" / "model-configs" / "qwen3-14b-awq.json")
 JSON_KEYS = {"weights_gib", "activation_gib", "non_torch_gib", "cuda_graph_gib", "available_kv_gib",
-             "kv_cache_tokens", "max_concurrency", "fits", "error"}
+             "kv_cache_tokens", "max_concurrency", "fits", "error",
+             "kv_cache_tokens_low", "kv_cache_tokens_high", "band_source"}
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -28,6 +29,8 @@ def test_json_has_the_contract_keys(capsys):
     assert JSON_KEYS <= set(data)
     assert data["fits"] is True and data["error"] is None
     assert data["kv_cache_tokens"] == pytest.approx(66208, rel=0.01)
+    assert data["kv_cache_tokens_low"] < data["kv_cache_tokens"] < data["kv_cache_tokens_high"]
+    assert data["band_source"]
     assert data["resolved"]["max_model_len"] == 40960
 
 
