@@ -14,6 +14,7 @@ from rentstack.doctor.diagnosis import Diagnosis
 from rentstack.doctor.parse import LogFacts
 from rentstack.doctor.reader import strip_controls
 from rentstack.errors import RentstackError
+from rentstack.safe import check_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,13 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check_positive(name: str, value: float | int | None) -> None:
-    if value is not None and value <= 0:
-        raise RentstackError(f"{name} must be > 0, got {value}")
+    if value is not None and not (value > 0 and math.isfinite(value)):   # nan > 0 is False, inf is not a size
+        raise RentstackError(f"{name} must be > 0, got {value}: give a positive number")
 
 
 def run(args: argparse.Namespace) -> int:
     _check_positive("--gpu-mem-gib", args.gpu_mem_gib)
     _check_positive("--gpus", args.gpus)
+    check_text("--card", args.card)   # a calibration key and printed back: no control characters
     if args.model_config:
         check_model_config(args.model_config)
     inputs = PlannerInputs(model_config=args.model_config, gpu_mem_gib=args.gpu_mem_gib, gpus=args.gpus,
@@ -88,7 +90,7 @@ def check_model_config(source: str) -> None:
 
     path = Path(source)
     if not path.exists():
-        raise RentstackError(f"--model-config {source}: no such file or directory")
+        raise RentstackError(f"--model-config {source}: no such file or directory: check the path")
     config = path / "config.json" if path.is_dir() else path
     try:
         # allow_unknown: an architecture the planner does not model is not a malformed file
@@ -161,7 +163,7 @@ def _read(source: str) -> LogFacts:
         with path.open("rb") as fh:
             return read_facts(iter_lines(fh))
     except FileNotFoundError:
-        raise RentstackError(f"log file {source}: no such file") from None
+        raise RentstackError(f"log file {source}: no such file: check the path (or pass - to read standard input)") from None
     except PermissionError:
         raise RentstackError(f"log file {source}: permission denied") from None
 
