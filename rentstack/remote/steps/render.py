@@ -15,7 +15,8 @@ from rentstack.remote.provision import host_tier
 from rentstack.remote.steps import Step
 from rentstack.remote.steps.context import Ctx, Host, View
 from rentstack.render import Deployment, build_deployment
-from rentstack.render.artifacts import tier_files
+from rentstack.errors import RentstackError
+from rentstack.render.artifacts import runtime_env_text, tier_files
 from rentstack.render.secrets import SECRETS_FILE, new_api_key, parse_api_key
 
 Files = dict[str, tuple[str, int]]
@@ -24,6 +25,9 @@ Files = dict[str, tuple[str, int]]
 
 def deployment(ctx: Ctx) -> Deployment:
     tier = host_tier(ctx.tier, ctx.facts)
+    if ctx.runner == "compose" and ctx.opts.idle_stop != "off":
+        raise RentstackError("--idle-stop runs on the native runner for now (container rentals: AutoDL, RunPod, "
+                             "Vast); on a Docker host use --runner native, or leave --idle-stop off")
     return build_deployment(tier, ctx.opts.model, dict(ctx.opts.sets), runner=ctx.runner, bind=ctx.opts.bind,
                             port=ctx.opts.port, models_dir=ctx.layout.models, force=ctx.opts.force,
                             release=ctx.release)
@@ -48,6 +52,10 @@ def files(ctx: Ctx, key: str) -> Files:
         out[f"{ctx.layout.deploy}/compose.yaml"] = (runners.COMPOSE_FILE.read_text(), 0o644)
     else:
         out[ctx.layout.supervisor] = (runners.SUPERVISOR_SCRIPT.read_text(), 0o755)
+        if ctx.opts.idle_stop != "off":  # the watchdog, and what it watches (no secrets: those come from secrets.env)
+            out[ctx.layout.idle_watchdog] = (runners.IDLE_WATCHDOG.read_text(), 0o644)
+            env = runners.idle_env(ctx.layout, ctx.tier.name, ctx.opts.port, ctx.opts.idle_stop, ctx.opts.idle_action)
+            out[f"{tdir}/{runners.IDLE_ENV}"] = (runtime_env_text(env), 0o644)
     return out
 
 

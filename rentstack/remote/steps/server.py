@@ -64,8 +64,9 @@ def step(ctx: Ctx) -> Step:
             why = out.strip().splitlines()[-1:] if code else []
         else:
             check_shm(host.view())
-            programs = runners.native_programs(ctx.layout, ctx.tier.name)
-            host.run(runners.native_stop(ctx.layout, ctx.tier.name, tuple(p.slug for p in programs)))
+            programs = runners.native_programs(ctx.layout, ctx.tier.name, idle=ctx.opts.idle_stop != "off")
+            every = runners.native_programs(ctx.layout, ctx.tier.name, idle=True)
+            host.run(runners.native_stop(ctx.layout, ctx.tier.name, tuple(p.slug for p in every)))
             for program in programs:
                 host.check(runners.native_start(ctx.layout, ctx.tier.name, program),
                            f"starting the supervisor of {program.name}")
