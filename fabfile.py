@@ -47,6 +47,7 @@ _HELP = {
     "set": "vLLM setting KEY=VALUE (repeatable)",
     "tail": "lines to show (1-100000, default 200)",
     "local_port": "port on this machine (default 0: the same as --port)",
+    "head_ip": "the head's private IP address; the other hosts must reach it directly",
     "seconds": f"close after N seconds (default 0: until Ctrl-C; at most {MAX_SECONDS})",
     "concurrency": "concurrency levels, comma-separated (default 1,2,4,8)",
     "input_len": "prompt tokens per request (1-131072, default 128)",
@@ -267,6 +268,20 @@ def tunnel(c, call: Call, local_port=0, seconds=0):
     local = check_int("local_port", local_port, *_BOUNDS["local_port"]) or call.opts.port
     wait = check_int("seconds", seconds, *_BOUNDS["seconds"])
     tasks.tunnel(_one(call, "tunnel"), call.auth, call.opts, local, float(wait) or None)
+
+
+@host_task("tier", "data_dir")
+def ray(c, call: Call, head_ip=""):
+    """Form the Ray cluster of a tier that spans hosts (head first) and check every host and GPU.
+
+    Installs the pinned Ray where missing, shares one auth token (0600), keeps Ray's ports
+    on the private interface, and fails in one line, with Ray stopped everywhere, when a
+    host does not join or GPUs are missing. Then prints the vLLM command for the head."""
+    from rentstack.remote.cluster import form_for_tier
+
+    if not head_ip:
+        raise InputError("--head-ip is required: the head's private address (`ip -4 addr` on the head)")
+    form_for_tier(call.hosts, call.auth, call.opts, head_ip)
 
 
 @host_task("tier", "data_dir", "runner", "project")

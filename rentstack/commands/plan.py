@@ -126,7 +126,7 @@ def _hardware_from_tier(tier, args: argparse.Namespace) -> Hardware:
         raise RentstackError(f"tier {tier.name} has no GPU; the planner sizes GPU memory (the CPU tier's KV "
                              "cache is sized from kv_bytes_per_token at render time)")
     free = args.free_gib if args.free_gib is not None else tier.gpu.free_gib
-    return Hardware(gpu_mem_gib=tier.gpu.memory_gib, gpus=tier.gpu.count, free_mem_gib=free, name=tier.gpu.name)
+    return Hardware(gpu_mem_gib=tier.gpu.memory_gib, gpus=tier.total_gpus, free_mem_gib=free, name=tier.gpu.name)
 
 
 def _launch(fixed: dict[str, Any]) -> LaunchParams:
@@ -203,7 +203,7 @@ def _all_tiers(args: argparse.Namespace) -> int:
         p, pl = f.params, f.plan
         payload[name] = {**pl.to_dict(), "goal_met": f.goal_met, "alternatives": f.alternatives}
         verdict = ("full context ×4" if f.goal_met else "fits, shorter context") if pl.fits else f"no: {pl.verdict}"
-        rows.append(f"{name:<8} {tier.gpu.count}×{tier.gpu.memory_gib:<6g} tp{p.tp} pp{p.pp} "
+        rows.append(f"{name:<8} {tier.hosts}×{tier.gpu.count}×{tier.gpu.memory_gib:<6g} tp{p.tp} pp{p.pp} "
                     f"util {p.gpu_memory_utilization:<4} ctx {p.max_model_len:>7} seqs {p.max_num_seqs:>4} "
                     f"{'eager' if p.enforce_eager else 'graphs':<6} kv {p.kv_cache_dtype:<4} "
                     f"offload {p.cpu_offload_gb:>4g}  KV {pl.kv_cache_tokens:>9,} tok  conc {pl.max_concurrency:>7.2f}  "

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     for name in list_tiers():
         tier = load_tier(name)
-        hw = "no GPU" if tier.accelerator == "cpu" else f"{tier.gpu.count}x {tier.gpu.memory_gib:g} GiB"
+        hw = "no GPU" if tier.accelerator == "cpu" else (f"{tier.hosts} hosts x " if tier.hosts > 1 else "") + f"{tier.gpu.count}x {tier.gpu.memory_gib:g} GiB"
         presets = f"  presets: {', '.join(tier.presets)}" if tier.presets else ""
         print(f"{name:8} {hw:14} {tier.model:30} {tier.description}{presets}")
     return 0

@@ -80,8 +80,11 @@ MAX_AUTO_FIX = 5
 def run_up(args: argparse.Namespace) -> int:
     if not 0 <= args.auto_fix <= MAX_AUTO_FIX:
         raise RentstackError(f"--auto-fix {args.auto_fix} is out of range: give 0 to {MAX_AUTO_FIX} retries")
-    require_docker()
     tier = tier_from_args(args)
+    if tier.hosts > 1:
+        raise RentstackError(f"tier {tier.name} spans {tier.hosts} hosts: it runs as a Ray cluster over SSH, not with "
+                             f"compose here — fab ray --host HEAD,WORKER --tier {tier.name} (see README, scale-out)")
+    require_docker()
     sets = dict(parse_set(item) for item in args.sets)
     bind = "0.0.0.0" if args.public else args.bind
     models_dir = REPO / "models"

@@ -104,6 +104,9 @@ class Tier(BaseModel):
     description: str = Field(description="Who this tier is for, one or two sentences.")
     accelerator: Literal["gpu", "cpu"] = Field("gpu", description="gpu: official CUDA image; cpu: local CPU build.")
     gpu: Gpu = Field(default_factory=lambda: Gpu(count=0), description="The cards (none for cpu).")
+    hosts: int = Field(1, ge=1, le=16, description="Hosts one server spans. Above 1: one vLLM over several hosts "
+                                                   "on Ray, tensor parallel inside a host and pipeline parallel "
+                                                   "across hosts; gpu.count is then per host.")
     model: str = Field(description="Default catalog model for this tier (small enough to fit).")
     shm_size: str = Field("2gb", description="Shared memory for the container (CPU tier; GPU tiers use ipc: host).")
     health: Health = Field(default_factory=Health)
@@ -151,7 +154,14 @@ class Tier(BaseModel):
             raise ValueError("a gpu tier needs gpu.count >= 1 and gpu.memory_gib > 0")
         if self.accelerator == "cpu" and self.gpu.count:
             raise ValueError("the cpu tier has no GPUs: set gpu.count to 0 or drop the gpu block")
+        if self.hosts > 1 and self.accelerator != "gpu":
+            raise ValueError(f"hosts {self.hosts}: only GPU tiers span hosts (vLLM's CPU build has no Ray executor)")
         return self
+
+    @property
+    def total_gpus(self) -> int:
+        """Cards one server uses, over all its hosts."""
+        return self.gpu.count * self.hosts
 
     def with_preset(self, name: str | None) -> Tier:
         """This tier with a preset's gpu and vllm overrides applied (None: unchanged)."""

@@ -72,6 +72,9 @@ def helm_values(dep: Any, *, image: str, replicas: int = 1, secret_name: str | N
     if tier.accelerator != "gpu":
         raise RentstackError(f"tier {tier.name} runs on the CPU with a locally built image; "
                              "export helm is for GPU tiers (e.g. --tier 4090x1)")
+    if tier.hosts > 1:
+        raise RentstackError(f"tier {tier.name} spans {tier.hosts} hosts on Ray; export helm writes single-pod "
+                             "engines: export a one-host tier (e.g. --tier 4090x4) and scale with --replicas")
     if not 1 <= replicas <= 64:
         raise RentstackError(f"--replicas {replicas} is out of range: use 1-64")
     if routing not in ("session", "roundrobin", "prefixaware"):

@@ -10,10 +10,15 @@ what failed and what to do.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import os
+import secrets
 import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from rentstack.errors import RentstackError
 from rentstack.scale import ray_cluster as rc
@@ -130,3 +135,49 @@ def form_cluster(head: ClusterHost, workers: list[ClusterHost], *, head_address:
     except RentstackError:
         stop_ray(hosts)
         raise
+
+
+def ray_token_file(opts) -> Path:  # noqa: ANN001 - rentstack.remote.options.Options
+    """The cluster's Ray auth token on this machine (0600), made once per tier and kept."""
+    path = opts.local_state / f"ray-{opts.tier}" / "ray_token"
+    if not path.is_file() or not path.read_text().strip():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    os.chmod(path, 0o600)
+    return path
+
+
+def form_for_tier(specs, auth, opts, head_ip: str, echo: Callable[[str], None] = print) -> Formed:  # noqa: ANN001
+    """`fab ray`: the Ray cluster of a multi-host tier over its hosts, head first; then the command
+    that starts vLLM on the head (validated by vLLM's parser and the planner, not run here)."""
+    from rentstack.config import load_tier
+    from rentstack.remote.connection import Remote
+    from rentstack.remote.layout import Layout
+    from rentstack.remote.options import InputError
+
+    tier = load_tier(opts.tier)
+    if tier.hosts < 2:
+        raise InputError(f"tier {tier.name} runs on one host: `fab ray` is for tiers that span hosts "
+                             "(e.g. 4090x4x2); for more users on one model use `fab provision --replicas`")
+    if len(specs) != tier.hosts:
+        raise InputError(f"tier {tier.name} spans {tier.hosts} hosts; --host lists {len(specs)}: "
+                             "give them all, the head first")
+    try:
+        ipaddress.ip_address(head_ip)
+    except ValueError:
+        raise InputError(f"--head-ip {head_ip!r} is not an IP address: give the head's private address "
+                             "(`ip -4 addr` on the head)") from None
+    venv = Layout(opts.data_dir).venv
+    token = ray_token_file(opts).read_text().strip()
+    with contextlib.ExitStack() as stack:
+        hosts = [ClusterHost(stack.enter_context(Remote(spec, auth)), venv) for spec in specs]
+        formed = form_cluster(hosts[0], hosts[1:], head_address=head_ip, gpus_per_host=tier.gpu.count,
+                              token=token, log=echo)
+    env = rc.ray_env(formed.routes[hosts[0].label])
+    config = f"{Layout(opts.data_dir).tier_dir(tier.name)}/vllm.yaml"
+    echo("start vLLM on the head (TP inside each host, PP across hosts, on this cluster):")
+    echo("  " + rc.shell_line([f"{venv}/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--config", config],
+                              env))
+    return formed

@@ -121,6 +121,9 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
     settings, fitted = for_release(settings, release.args if release else DEFAULT_LINE, requested=set(sets))
     notes += fitted
     _check_parallel(tier, settings)
+    if tier.hosts > 1:
+        settings, multi = _multi_host(tier, settings)
+        notes += multi
     if entry.quantization and "quantization" not in settings:
         settings["quantization"] = entry.quantization
 
@@ -165,12 +168,32 @@ def _check_parallel(tier: Tier, settings: dict[str, object]) -> None:
     count = tier.gpu.count
     if tp < 1 or pp < 1:
         raise RentstackError(f"tensor-parallel-size {tp} / pipeline-parallel-size {pp} must be at least 1")
+    if tier.hosts > 1:
+        if (tp, pp) != (count, tier.hosts):
+            raise RentstackError(
+                f"tier {tier.name} spans {tier.hosts} hosts of {count} GPUs: set tensor-parallel-size {count} (inside "
+                f"a host) and pipeline-parallel-size {tier.hosts} (across hosts), not {tp} x {pp}; tensor parallel "
+                "over Ethernet between hosts is far slower than pipeline stages")
+        return
     if count % tp:
         raise RentstackError(f"tensor-parallel-size {tp} does not divide the {count} GPU(s) of tier {tier.name}: "
                              f"use one of {', '.join(str(d) for d in range(1, count + 1) if count % d == 0)}")
     if tp * pp > count:
         raise RentstackError(f"tensor-parallel-size {tp} x pipeline-parallel-size {pp} = {tp * pp} GPUs, "
                              f"but tier {tier.name} has {count}: lower one of them")
+
+
+def _multi_host(tier: Tier, settings: dict[str, object]) -> tuple[dict[str, object], list[str]]:
+    """One vLLM over several hosts runs on Ray (vLLM's multi-node path)."""
+    from rentstack.scale.ray_cluster import PP_OVER_ETHERNET_NOTE
+
+    backend = settings.get("distributed-executor-backend", "ray")
+    if backend != "ray":
+        raise RentstackError(f"distributed-executor-backend {backend!r}: tier {tier.name} spans {tier.hosts} hosts, "
+                             "which vLLM runs on Ray: drop the setting or set it to ray")
+    out = {**settings, "distributed-executor-backend": "ray"}
+    return out, [f"{tier.hosts} hosts x {tier.gpu.count} GPUs: tensor parallel {tier.gpu.count} inside each host, "
+                 f"pipeline parallel {tier.hosts} across hosts, on a Ray cluster (fab ray); {PP_OVER_ETHERNET_NOTE}"]
 
 
 def _launch_params(settings: dict[str, object]) -> dict[str, object]:
@@ -188,7 +211,7 @@ def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool,
 
     measured = measured_for(tier.gpu.name, vllm_version, catalog_names(entry)) if entry else None
     arch = planner.load_arch(config)
-    hw = planner.Hardware(gpu_mem_gib=tier.gpu.memory_gib, gpus=tier.gpu.count,
+    hw = planner.Hardware(gpu_mem_gib=tier.gpu.memory_gib, gpus=tier.total_gpus,
                           free_mem_gib=tier.gpu.free_gib, name=tier.gpu.name)
     fixed = {**_launch_params(settings), "vllm_version": vllm_version}
     fit = planner.fit(arch, hw, fixed=fixed, measured=measured)

@@ -133,7 +133,8 @@ def _service(tier: Tier) -> dict:
 
 def render_root_compose(tiers: list[Tier]) -> str:
     """compose.yaml: one service per shipped tier, plus `gpu` for cards given by size."""
-    services = [_service(t) for t in tiers]
+    # A tier spanning hosts is a Ray cluster brought up over SSH (fab ray), not one compose service.
+    services = [_service(t) for t in tiers if t.hosts == 1]
     custom = {
         "service": f"vllm-{CUSTOM_PROFILE}", "profile": CUSTOM_PROFILE,
         "description": "any other card, described by --gpus/--gpu-mem at render time",

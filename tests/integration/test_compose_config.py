@@ -12,7 +12,8 @@ from rentstack.local.deploy_dir import write_deployment
 from rentstack.render import build_deployment
 from rentstack.config import custom_tier, list_tiers, load_tier
 
-CASES = [(name, None) for name in list_tiers()] + [("gpu", "custom")]
+# A tier spanning hosts is a Ray cluster brought up over SSH, not a compose service.
+CASES = [(name, None) for name in list_tiers() if load_tier(name).hosts == 1] + [("gpu", "custom")]
 
 
 def _tier(name, kind):

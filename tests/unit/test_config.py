@@ -9,13 +9,13 @@ from rentstack.errors import RentstackError
 from rentstack.config import custom_tier, list_tiers, load_catalog, load_tier, parse_size_gib, parse_source, resolve_model
 from rentstack.config.vllm_args import known_args, parse_set
 
-SHIPPED = ["3080x2", "4090x1", "4090x4", "7gb", "cpu"]
+SHIPPED = ["3080x2", "4090x1", "4090x4", "4090x4x2", "7gb", "cpu"]
 
 
 def test_shipped_tiers_load_with_their_cards():
     assert list_tiers() == SHIPPED
     cards = {name: (load_tier(name).gpu.count, load_tier(name).gpu.memory_gib) for name in SHIPPED}
-    assert cards == {"3080x2": (2, 19.7), "4090x1": (1, 23.64), "4090x4": (4, 23.64), "7gb": (1, 32.0), "cpu": (0, 0.0)}
+    assert cards == {"3080x2": (2, 19.7), "4090x1": (1, 23.64), "4090x4": (4, 23.64), "4090x4x2": (4, 23.64), "7gb": (1, 32.0), "cpu": (0, 0.0)}
     assert load_tier("3080x2").gpu.p2p is False
     assert load_tier("3080x2").vllm["tensor-parallel-size"] == 2
     assert load_tier("4090x4").vllm["tensor-parallel-size"] == 4
@@ -48,7 +48,7 @@ def test_unknown_tier_lists_the_tiers():
     with pytest.raises(RentstackError) as err:
         load_tier("4090x2")
     assert "unknown tier '4090x2'" in str(err.value)
-    assert "3080x2, 4090x1, 4090x4, 7gb, cpu" in str(err.value)
+    assert "3080x2, 4090x1, 4090x4, 4090x4x2, 7gb, cpu" in str(err.value)
 
 
 def test_unknown_preset_lists_presets():

@@ -19,7 +19,7 @@ from rentstack.releases import default_release
 VLLM_GPU_IMAGE = default_release().image
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "data/production-stack/values.schema.json").read_text())
-GPU_TIERS = [name for name in list_tiers() if load_tier(name).accelerator == "gpu"]
+GPU_TIERS = [name for name in list_tiers() if load_tier(name).accelerator == "gpu" and load_tier(name).hosts == 1]
 
 
 def _values(tier_name: str, **kw):
@@ -114,6 +114,7 @@ def test_cli_writes_values_and_prints_the_secret_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, field", [
     (["--tier", "cpu"], "tier cpu"),
+    (["--tier", "4090x4x2"], "spans 2 hosts"),
     (["--tier", "4090x1", "--replicas", "0"], "--replicas 0"),
     (["--tier", "4090x1", "--routing", "random"], "--routing"),
 ])

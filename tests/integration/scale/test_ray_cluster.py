@@ -109,3 +109,25 @@ def test_worker_with_a_wrong_token_does_not_join(connect, ray_hosts):
         assert status.active_nodes == 1
     finally:
         stop_ray([head, worker])
+
+
+def test_fab_ray_on_hosts_without_gpus_is_one_line_and_leaves_nothing(connect, ray_hosts):
+    """The multi-host tier through the real `fab ray`: the cluster forms, the GPU check refuses it
+    (these hosts have none), exit 1 with one line, Ray stopped on both hosts."""
+    import subprocess
+
+    from rentstack.commands._common import REPO
+
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/fab"), "ray", "--host", f"{ray_hosts['head']},{ray_hosts['worker']}",
+         "--tier", "4090x4x2", "--head-ip", ray_hosts["private"]["head"], "--data-dir", "/root/autodl-tmp",
+         "--key", str(ray_hosts["key"])], cwd=REPO, text=True, capture_output=True, timeout=900)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert errors == ["error: ray status shows 0 GPUs on 2 hosts; the plan needs 8 (4 per host): boot every "
+                      "instance with its GPUs, then rerun"], proc.stderr
+    assert "private interface" in proc.stdout        # the interface choice was shown
+    head, worker = _hosts(connect)
+    assert _ray_processes(head) == "" and _ray_processes(worker) == ""
+    token = REPO / ".rentstack/hosts/ray-4090x4x2/ray_token"
+    assert oct(token.stat().st_mode & 0o777) == "0o600"
