@@ -20,6 +20,7 @@ from __future__ import annotations
 import getpass
 import inspect
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ _HELP = {
     "out": "output directory (default .rentstack/hosts/<host>/bench/<tier>-<time>)",
     "interval": "seconds between reads of /metrics (1-3600, default 2)",
     "once": "print one frame (two reads --interval apart) and exit",
+    "replicas": "the same deployment on every --host, with one shared API key (then `fab router`)",
+    "policy": "router policy: cache_aware (prefix affinity, default), round_robin, power_of_two, consistent_hash",
 }
 
 
@@ -216,12 +219,51 @@ _SERVE = ("tier", "model", "data_dir", "port", "bind", "runner", "project", "whe
 
 
 @host_task(*_SERVE, "endpoint", "hf_endpoint")
-def provision(c, call: Call, dry_run=False, auto_fix=0):
+def provision(c, call: Call, dry_run=False, auto_fix=0, replicas=False):
     """Full flow: data disk, caches, weights, runtime, render, server, health, smoke, tunnel line.
 
     Exits 0 with the server up, 1 when a host failed, 2 on bad input (nothing touched),
-    4 when it stopped on purpose before serving (GPU tier, host booted without its GPU)."""
+    4 when it stopped on purpose before serving (GPU tier, host booted without its GPU).
+    With --replicas, every host gets the same deployment and one shared key; serve them
+    behind one endpoint with `fab router`."""
+    if replicas:
+        call = _as_replicas(call)
     _run("provision", call, dry_run, auto_fix)
+    if replicas and not dry_run:
+        hosts = ",".join(s.label for s in call.hosts)
+        print(f"replicas ready; one endpoint for all of them: fab router --host {shlex.quote(hosts)} "
+              f"--tier {call.opts.tier}")
+
+
+def _as_replicas(call: Call) -> Call:
+    from dataclasses import replace
+
+    from rentstack.remote.replicas import shared_key_file
+
+    if len(call.hosts) < 2:
+        raise InputError(f"--replicas needs at least 2 hosts, got {len(call.hosts)}: give them as --host h1,h2")
+    return replace(call, opts=replace(call.opts, key_file=shared_key_file(call.opts)))
+
+
+@host_task("tier", "model", "port")
+def router(c, call: Call, local_port=0, policy="cache_aware", seconds=0):
+    """Replicas behind one endpoint: vLLM's router here on 127.0.0.1, over SSH tunnels to each host.
+
+    The hosts were provisioned with `fab provision --host h1,h2 --replicas`. The router
+    checks every replica's /health, takes a failed one out and back in when it answers,
+    and forwards the client's key to the replicas' front doors. Ctrl-C stops it."""
+    from rentstack.config import resolve_model, load_tier
+    from rentstack.remote.replicas import serve_router
+    from rentstack.scale.router import POLICIES
+
+    local = check_int("local_port", local_port, *_BOUNDS["local_port"]) or call.opts.port
+    wait = check_int("seconds", seconds, *_BOUNDS["seconds"])
+    if policy not in POLICIES:
+        raise InputError(f"--policy {policy!r} is unknown: use one of {', '.join(POLICIES)}")
+    call = _as_replicas(call)
+    model = resolve_model(call.opts.model or load_tier(call.opts.tier).model).name
+    serve_router(call.hosts, call.auth, call.opts, port=local, policy=policy, seconds=float(wait) or None,
+                 model_name=model)
 
 
 @host_task("tier", "model", "data_dir", "endpoint", "hf_endpoint")

@@ -7,9 +7,10 @@ argument, so plans and parsers never open connections themselves.
 from __future__ import annotations
 
 import contextlib
+import select
 import shlex
 import socket
-import time
+import threading
 from collections.abc import Iterator
 
 from rentstack.errors import RentstackError
@@ -134,20 +135,77 @@ class Remote:
 
     @contextlib.contextmanager
     def tunnel(self, local_port: int, remote_port: int, remote_host: str = "127.0.0.1") -> Iterator[str]:
-        """Forward localhost:local_port to remote_host:remote_port on the host (like ssh -L)."""
-        with self.conn.forward_local(local_port, remote_port=remote_port, remote_host=remote_host,
-                                     local_host="127.0.0.1"):
-            # Fabric binds the local socket in a thread after entering: wait until it listens.
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", local_port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RentstackError(f"the SSH tunnel to {self.spec.label} did not open local port {local_port}") from None
-                    time.sleep(0.05)
+        """Forward localhost:local_port to remote_host:remote_port on the host (like ssh -L).
+
+        Our own forwarder rather than Fabric's forward_local: Fabric's listener thread dies on
+        the first connection the host refuses (the server restarting), after which the local
+        port accepts and hangs forever. Here a refused connection is closed at once (a client
+        or the replica router sees the failure and retries) and the tunnel keeps serving."""
+        forwarder = _Forwarder(self.conn.transport, local_port, remote_host, remote_port, self.spec.label)
+        forwarder.start()
+        try:
             yield f"http://127.0.0.1:{local_port}"
+        finally:
+            forwarder.close()
+
+
+class _Forwarder(threading.Thread):
+    """Accept on 127.0.0.1:local_port; pipe each connection through its own SSH direct-tcpip channel."""
+
+    def __init__(self, transport, local_port: int, remote_host: str, remote_port: int, label: str) -> None:
+        super().__init__(daemon=True, name=f"tunnel-{local_port}")
+        self.transport, self.remote = transport, (remote_host, remote_port)
+        self.done = threading.Event()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind(("127.0.0.1", local_port))
+        except OSError as exc:
+            self.sock.close()
+            raise RentstackError(f"cannot open the tunnel to {label}: local port {local_port} is taken ({exc.strerror}); "
+                                 "choose another with --local-port") from None
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                client, addr = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._pipe, args=(client, addr), daemon=True).start()
+
+    def _pipe(self, client: socket.socket, addr) -> None:  # noqa: ANN001
+        try:
+            channel = self.transport.open_channel("direct-tcpip", self.remote, addr, timeout=10)
+        except Exception:  # refused or timed out on the host: fail this connection, keep the tunnel
+            client.close()
+            return
+        try:
+            while not self.done.is_set():
+                ready, _, _ = select.select([client, channel], [], [], 0.5)
+                if client in ready:
+                    data = client.recv(65536)
+                    if not data:
+                        break
+                    channel.sendall(data)
+                if channel in ready:
+                    data = channel.recv(65536)
+                    if not data:
+                        break
+                    client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            channel.close()
+            client.close()
+
+    def close(self) -> None:
+        self.done.set()
+        self.sock.close()
+        self.join(timeout=2)
 
 
 def free_local_port() -> int:

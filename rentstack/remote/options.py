@@ -99,6 +99,8 @@ class Options:
         "GPU tiers: this vLLM release (e.g. 0.11.0, 0.32.0+cu129) instead of the newest one the host's driver "
         "and cards run; checked the same way (rentstack/config/releases.yaml)"))
     local_state: Path = LOCAL_HOSTS
+    key_file: Path | None = None
+    """A local secrets.env whose key every host gets (replicas share one key); None = each host keeps its own."""
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
+from rentstack.errors import RentstackError
 from rentstack.remote import runners
 from rentstack.remote.facts import file_text_fact, sha256_fact
 from rentstack.remote.host_state import checksum
@@ -42,6 +44,16 @@ def api_key(ctx: Ctx, view: View) -> str | None:
     return parse_api_key(view.read(file_text_fact(secrets_path(ctx))) or "")
 
 
+def wanted_key(ctx: Ctx, view: View) -> str | None:
+    """The key the host should have: a replica set's shared key, else the one already there."""
+    if ctx.opts.key_file is not None:
+        key = parse_api_key(Path(ctx.opts.key_file).read_text())
+        if not key:
+            raise RentstackError(f"{ctx.opts.key_file} holds no VLLM_API_KEY line: delete it to make a new shared key")
+        return key
+    return api_key(ctx, view)
+
+
 def files(ctx: Ctx, key: str) -> Files:
     """Everything the server needs, with ``key`` in secrets.env (pure: no host access)."""
     tdir = ctx.layout.tier_dir(ctx.tier.name)
@@ -72,7 +84,7 @@ def changed(rendered: Files, view: View) -> list[str]:
 
 def current(ctx: Ctx, view: View) -> Files | None:
     """The files as they would be rendered now, or None when the host has no key yet."""
-    key = api_key(ctx, view)
+    key = wanted_key(ctx, view)
     return files(ctx, key) if key else None
 
 
@@ -84,7 +96,7 @@ def step(ctx: Ctx) -> Step:
         return None
 
     def act(host: Host) -> str:
-        rendered = files(ctx, api_key(ctx, host.view()) or new_api_key())
+        rendered = files(ctx, wanted_key(ctx, host.view()) or new_api_key())
         todo = changed(rendered, host.view())
         for path in todo:
             text, mode = rendered[path]

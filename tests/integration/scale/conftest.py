@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rentstack.commands._common import REPO
+from rentstack.local.image import fill_wheelhouse
 from rentstack.remote.connection import Remote
 from rentstack.remote.hosts import Auth, parse_host
 from rentstack.scale.ray_cluster import RAY_VERSION
@@ -23,6 +24,7 @@ from rentstack.versions import BASE_IMAGE
 HERE = Path(__file__).resolve().parent
 PROJECT = "rstest-scale"
 RAY_WHEELS = REPO / ".cache" / "ray-wheels"
+WHEELS = REPO / ".cache" / "wheelhouse"
 HEAD_SSH, WORKER_SSH = 22211, 22212
 PRIVATE = {"head": "10.77.0.2", "worker": "10.77.0.3"}
 PUBLIC = {"head": "172.30.0.2", "worker": "172.30.0.3"}
@@ -46,6 +48,7 @@ def _fill_ray_wheels() -> None:
 def ray_hosts(docker_required, tmp_path_factory):
     """Start head + worker; yield their SSH addresses and credentials; remove them after."""
     _fill_ray_wheels()
+    fill_wheelhouse(WHEELS)
     _run("bash", str(REPO / "scripts" / "build-base-image.sh"), BASE_IMAGE)
     _run("docker", "build", "-q", "-t", "rentstack/test-ssh-host:bookworm", "-f",
          str(REPO / "tests/integration/remote/host.Dockerfile"), str(REPO / "tests/integration/remote"))
@@ -53,7 +56,7 @@ def ray_hosts(docker_required, tmp_path_factory):
     _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "id"))
     password = "pw-" + uuid.uuid4().hex[:12]
     env = {**os.environ, "RS_TEST_PASSWORD": password, "RS_AUTHORIZED_KEYS": str(keys / "id.pub"),
-           "RS_RAY_WHEELS": str(RAY_WHEELS), "RS_HEAD_SSH_PORT": str(HEAD_SSH), "RS_WORKER_SSH_PORT": str(WORKER_SSH)}
+           "RS_RAY_WHEELS": str(RAY_WHEELS), "RS_WHEELS": str(WHEELS), "RS_HEAD_SSH_PORT": str(HEAD_SSH), "RS_WORKER_SSH_PORT": str(WORKER_SSH)}
     compose = ["docker", "compose", "-p", PROJECT, "-f", str(HERE / "hosts.compose.yaml")]
     _run(*compose, "down", "-v", "--remove-orphans", env=env)
     _run(*compose, "up", "--build", "--wait", env=env)
@@ -63,6 +66,19 @@ def ray_hosts(docker_required, tmp_path_factory):
                "private": PRIVATE, "public": PUBLIC}
     finally:
         _run(*compose, "down", "-v", "--remove-orphans", env=env)
+
+
+@pytest.fixture(scope="session")
+def fab_scale(ray_hosts):
+    """The real `fab` CLI against these hosts, logging in with the test key."""
+
+    def run(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "RENTSTACK_SSH_PASSWORD"}
+        return subprocess.run([str(REPO / ".venv" / "bin" / "fab"), *args, "--key", str(ray_hosts["key"])],
+                              cwd=REPO, env=env, text=True, capture_output=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    return run
 
 
 @pytest.fixture()

@@ -1,0 +1,128 @@
+"""Replicas behind one endpoint, for real: two SSH hosts each serving the CPU tier (native runner,
+real vLLM), provisioned with one shared key, and vLLM's real router on this machine over SSH
+tunnels. Requests spread over both; one replica's server killed -> requests keep succeeding on
+the other; it comes back and takes requests again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from rentstack.commands._common import REPO
+from rentstack.render.secrets import parse_api_key
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PORT = 18090                       # the front door's port on each host (never published)
+DATA = "/root/autodl-tmp"
+
+
+def _hosts(ray_hosts) -> str:
+    return f"{ray_hosts['head']},{ray_hosts['worker']}"
+
+
+def _chat(url: str, key: str | None, text: str) -> int:
+    body = json.dumps({"model": "smollm2-135m", "max_tokens": 8,
+                       "messages": [{"role": "user", "content": text}]}).encode()
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    req = urllib.request.Request(f"{url}/v1/chat/completions", data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _served(host) -> int:
+    """Chat requests this host's vLLM has answered (its access log on the data disk)."""
+    out = host.remote.run(f"cat {DATA}/.rentstack/logs/vllm*.log 2>/dev/null | grep -c 'POST /v1/chat/completions HTTP/1.1\" 200' || true")[1]
+    return int(out.strip() or 0)
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def replicas(ray_hosts, fab_scale):
+    r = fab_scale("provision", "--host", _hosts(ray_hosts), "--tier", "cpu", "--replicas", "--port", str(PORT),
+                  "--data-dir", DATA)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "fab router --host" in r.stdout
+    return r
+
+
+def test_replicas_share_one_key(replicas, connect):
+    key_file = REPO / ".rentstack" / "hosts" / "replicas-cpu" / "secrets.env"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    key = parse_api_key(key_file.read_text())
+    for name in ("head", "worker"):
+        text = connect(name).check(f"cat {DATA}/.rentstack/deploy/cpu/secrets.env", "read key")
+        assert parse_api_key(text) == key
+    assert key not in replicas.stdout + replicas.stderr
+
+
+def test_router_spreads_survives_a_dead_replica_and_takes_it_back(replicas, ray_hosts, connect):
+    from rentstack.remote.cluster import ClusterHost
+
+    key = parse_api_key((REPO / ".rentstack/hosts/replicas-cpu/secrets.env").read_text())
+    head, worker = ClusterHost(connect("head"), ""), ClusterHost(connect("worker"), "")
+    local = _free_port()
+    proc = subprocess.Popen(
+        [str(REPO / ".venv/bin/fab"), "router", "--host", _hosts(ray_hosts), "--tier", "cpu", "--port", str(PORT),
+         "--local-port", str(local), "--policy", "round_robin", "--seconds", "900", "--key", str(ray_hosts["key"])],
+        cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{local}"
+    try:
+        deadline = time.monotonic() + 120
+        seen = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if line.startswith("ready:") or proc.poll() is not None:
+                break
+        assert any(l.startswith("ready:") for l in seen), "".join(seen)
+        assert key not in "".join(seen)
+
+        before = {"head": _served(head), "worker": _served(worker)}
+        assert all(_chat(url, key, f"question {i}") == 200 for i in range(6))
+        after = {"head": _served(head), "worker": _served(worker)}
+        assert after["head"] > before["head"] and after["worker"] > before["worker"], (before, after)
+        # The key is checked by the replicas behind the router.
+        assert _chat(url, None, "no key") == 401
+        assert _chat(url, "wrong-key", "wrong key") == 401
+
+        # One replica's server dies: every request still succeeds, on the other.
+        # (kill the supervisor's child, as a crash would; the supervisor stays and restarts it)
+        worker.remote.check(f"kill -9 $(ps -o pid= --ppid $(cat {DATA}/.rentstack/run/vllm-cpu.pid))", "kill vLLM")
+        assert [_chat(url, key, f"during outage {i}") for i in range(6)] == [200] * 6
+
+        # The supervisor restarts it; the router's health check takes it back.
+        mark = _served(worker)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert _chat(url, key, "after restart") == 200
+            if _served(worker) > mark:
+                break
+            time.sleep(3)
+        assert _served(worker) > mark, "the restarted replica never took a request again"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    # Nothing of the router is left running on this machine: its port is closed.
+    import socket
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", local), timeout=2).close()
