@@ -12,16 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rentstack.calibration import catalog_names, measured_for
 from rentstack.errors import RentstackError, one_of
 from rentstack.plan import Hardware, LaunchParams, fit, load_arch, plan
-from rentstack.plan.fit import normalize_fixed
 from rentstack.plan.report import fit_text, plan_table
 from rentstack.versions import VLLM_VERSION
-
-# CLI flag → LaunchParams field, for the flags that override a tier's settings.
-_PARAM_FLAGS = ("tp", "pp", "gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
-                "dtype", "quantization", "kv_cache_dtype", "block_size", "enforce_eager", "cpu_offload_gb",
-                "vllm_version")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,8 +66,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+_CLI_LABELS = {"gpu_mem_gib": "--gpu-mem-gib", "free_mem_gib": "--free-gib", "gpus": "--gpus"}
+"""Hardware fields → the flags that set them here, for error messages."""
+
+
 def _cli_params(args: argparse.Namespace) -> dict[str, Any]:
-    return {name: getattr(args, name) for name in _PARAM_FLAGS if getattr(args, name, None) is not None}
+    """The vLLM flags given on the command line, as LaunchParams fields (argparse's dest names are
+    the field names or their aliases), bounds checked."""
+    return LaunchParams.flags_to_fields(vars(args))
 
 
 def _catalog_entry(name: str):
@@ -86,8 +87,6 @@ def _catalog_entry(name: str):
 
 def _model(args: argparse.Namespace, default_model: str | None = None):
     """(arch, quantization from the catalog, label, names for the calibration lookup)."""
-    from rentstack.doctor.calibration import catalog_names
-
     quant = None
     names: list[str] = [args.model_name] if args.model_name else []
     if args.model_config:
@@ -110,8 +109,6 @@ def _measured(args: argparse.Namespace, hw: Hardware, fixed: dict[str, Any], nam
     """The calibration for this card, version and model (None with --no-calibration or no card name)."""
     if args.no_calibration:
         return None
-    from rentstack.doctor.calibration import measured_for
-
     return measured_for(hw.name, str(fixed.get("vllm_version") or VLLM_VERSION), names)
 
 
@@ -125,17 +122,7 @@ def _hardware_from_tier(tier, args: argparse.Namespace) -> Hardware:
     if tier.accelerator == "cpu" or tier.gpu.count < 1:
         raise RentstackError(f"tier {tier.name} has no GPU; the planner sizes GPU memory (the CPU tier's KV "
                              "cache is sized from kv_bytes_per_token at render time)")
-    free = args.free_gib if args.free_gib is not None else tier.gpu.free_gib
-    return Hardware(gpu_mem_gib=tier.gpu.memory_gib, gpus=tier.total_gpus, free_mem_gib=free, name=tier.gpu.name)
-
-
-def _launch(fixed: dict[str, Any]) -> LaunchParams:
-    known = {k: v for k, v in fixed.items() if v is not None}
-    if "enforce_eager" in known:
-        known["enforce_eager"] = bool(known["enforce_eager"])
-    if "vllm_version" in known:
-        known["vllm_version"] = str(known["vllm_version"])
-    return LaunchParams(**known)
+    return Hardware.from_gpu(tier.gpu, free_mem_gib=args.free_gib, gpus=tier.total_gpus).check(_CLI_LABELS)
 
 
 def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
@@ -151,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             raise RentstackError("give either --tier or --gpu-mem-gib, not both")
         tier = _tier(args.tier, args.preset)
         hw = _hardware_from_tier(tier, args)
-        fixed.update(normalize_fixed(tier.vllm))
+        fixed.update(LaunchParams.flags_to_fields(tier.vllm))
         arch, quant, label, names = _model(args, default_model=tier.model)
         title = f"{label} on tier {tier.name}" + (f" (preset {args.preset})" if args.preset else "")
     else:
@@ -159,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
             raise RentstackError("give the card: --gpu-mem-gib FLOAT (total per card), or --tier NAME")
         arch, quant, label, names = _model(args)
         gpus = args.gpus or (args.tp or 1) * (args.pp or 1)
-        hw = Hardware(gpu_mem_gib=args.gpu_mem_gib, gpus=gpus, free_mem_gib=args.free_gib, name=args.gpu_name)
+        hw = Hardware(gpu_mem_gib=args.gpu_mem_gib, gpus=gpus, free_mem_gib=args.free_gib,
+                      name=args.gpu_name).check(_CLI_LABELS)
         title = f"{label} on {gpus}× {args.gpu_mem_gib:g} GiB"
     if quant and "quantization" not in fixed:
         fixed["quantization"] = quant
@@ -180,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             payload["vllm_release"] = release_line
         _emit(args, payload, "\n".join(filter(None, [release_line, fit_text(f, title)])))
         return 0 if f.plan.fits else 3
-    pl = plan(arch, hw, _launch(fixed), allow_long_max_model_len=args.allow_long_max_model_len, measured=measured)
+    pl = plan(arch, hw, LaunchParams.from_flags(fixed), allow_long_max_model_len=args.allow_long_max_model_len, measured=measured)
     _emit(args, pl.to_dict(), plan_table(pl, title))
     return 0 if pl.fits else 3
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rentstack.calibration import measured_for_tier
 from rentstack.commands._common import CACHE_DIR, REPO, STATE_DIR, add_tier_args, tier_from_args
 from rentstack.errors import RentstackError
 from rentstack.local.deploy_dir import write_deployment
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     dep = build_deployment(tier, args.model, sets, runner=args.runner, bind=bind, port=args.port,
                            models_dir=str(Path(args.models_dir).resolve()) if args.runner == "compose" else args.models_dir,
                            force=args.force, require_api_key=not args.no_api_key, model_config=args.model_config,
-                           release=release)
+                           release=release, measured=measured_for_tier(tier, args.model, release))
     out = write_deployment(dep, Path(args.state_dir), CACHE_DIR / "vllm")
     print(f"rendered tier {tier.name} ({dep.model.name}) into {out.directory}")
     for note in dep.notes:

@@ -21,6 +21,7 @@ from rentstack.local.docker import port_free, require_docker
 from rentstack.local.image import build_cpu_image
 from rentstack.local.models import ensure_model
 from rentstack.local.deploy_dir import read_api_key, read_record, write_deployment
+from rentstack.calibration import measured_for_tier
 from rentstack.render import build_deployment, compose_profile
 from rentstack.config.vllm_args import parse_set
 from rentstack.start import Attempt, calibrate, start_with_autofix
@@ -102,7 +103,8 @@ def run_up(args: argparse.Namespace) -> int:
     def deploy(overrides: dict):
         return build_deployment(tier, args.model, {**sets, **overrides}, bind=bind, port=args.port,
                                 models_dir=str(models_dir.resolve()), force=args.force,
-                                model_config=args.model_config, release=release)
+                                model_config=args.model_config, release=release,
+                                measured=measured_for_tier(tier, args.model, release))
 
     dep = deploy({})
     if tier.accelerator == "cpu":

@@ -57,7 +57,11 @@ class Gpu(BaseModel):
         None, gt=0, le=1024,
         description="Memory a process may really use per card (vGPU slice or shared card); "
                     "default: all of memory_gib.")
-    p2p: bool = Field(True, description="Cards reach each other peer-to-peer (NVLink or PCIe P2P).")
+    p2p: bool = Field(True, description="Cards reach each other peer-to-peer (NVLink or PCIe P2P); "
+                                        "false also tells the planner there is no NVLink.")
+    nvlink: bool | None = Field(
+        None, description="Cards are joined by NVLink/NVSwitch (vLLM's custom all-reduce then takes ~2 GiB per "
+                          "rank); default: the card table's guess from the name (rentstack.plan.cards).")
 
     @field_validator("name")
     @classmethod
@@ -69,6 +73,8 @@ class Gpu(BaseModel):
         if self.free_gib is not None and self.free_gib > self.memory_gib:
             raise ValueError(f"free_gib {self.free_gib} exceeds memory_gib {self.memory_gib}: "
                              "lower it to at most the card's memory")
+        if self.nvlink and not self.p2p:
+            raise ValueError("nvlink true needs p2p true (NVLink is peer-to-peer): drop one of them")
         return self
 
 

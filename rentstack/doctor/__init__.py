@@ -1,7 +1,7 @@
 """Startup doctor: read a vLLM server log, say why the start failed, and which flags fix it.
 
 Pure: `diagnose` takes lines and returns a Diagnosis; reading files and the calibration store
-happen in `reader` / `calibration` and the `rentstack doctor` command.
+(rentstack.calibration) happen in `reader` and the `rentstack doctor` command.
 
 Where things are: `parse` reads a log in one pass into facts (version, launch args, the figures
 of each phase, every recognised failure line); `causes/` holds one module per failure cause — its
@@ -11,7 +11,7 @@ for words and fixes; `fixes` is what every cause builds its fixes with (the laun
 the planner's prediction of the next start); `diagnosis` holds the result types.
 """
 
-from rentstack.doctor.calibration import lookup_calibration, measured_figures, save_calibration
+from rentstack.calibration import lookup_calibration, measured_figures, save_calibration
 from rentstack.doctor.diagnose import diagnose, judge, read_facts
 from rentstack.doctor.fixes import first_fix
 from rentstack.doctor.causes import CAUSES

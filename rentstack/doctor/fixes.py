@@ -11,14 +11,13 @@ size); the planner's numbers replace it whenever it can say.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from rentstack.doctor.diagnosis import Fix, PlannerInputs
-
-DEFAULT_UTILIZATION = 0.9
-"""vLLM's --gpu-memory-utilization default (config/cache.py, all versions 0.8–0.33)."""
+from rentstack.errors import RentstackError
+from rentstack.plan.params import LaunchParams
+from rentstack.plan.rules import known_rules, release, rules_for_log
 
 MAX_UTILIZATION = 0.95
 """Highest utilization the doctor proposes: above it the driver, NCCL and (≤0.19) the CUDA graphs
@@ -37,13 +36,6 @@ def floor2(x: float) -> float:
 
 def ceil2(x: float) -> float:
     return math.ceil(round(x * 100, 6)) / 100
-
-
-def version_tuple(version: str | None) -> tuple[int, ...]:
-    if not version:
-        return ()
-    parts = re.findall(r"\d+", version)[:3]
-    return tuple(int(p) for p in parts)
 
 
 @dataclass
@@ -77,7 +69,8 @@ class Situation:
             args=args,
             inputs=inputs,
             version=figures.get("vllm_version"),
-            util=float(util) if isinstance(util, (int, float)) else DEFAULT_UTILIZATION,
+            util=float(util) if isinstance(util, (int, float)) else rules_for_log(
+                figures.get("vllm_version")).default_gpu_memory_utilization,
             util_assumed=not isinstance(util, (int, float)),
             total_gib=float(total) if total else None,
             max_model_len=int(mml) if isinstance(mml, (int, float)) else None,
@@ -92,7 +85,8 @@ class Situation:
     def graphs_budgeted(self) -> bool:
         """vLLM ≥0.20 subtracts the CUDA-graph estimate before sizing the KV cache
         (gpu_worker.determine_available_memory; VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 by default)."""
-        return version_tuple(self.version) >= (0, 20)
+        rules = known_rules(self.version)
+        return bool(rules and rules.budgets_cuda_graphs)
 
     def gib_per_token(self, failure_details: dict[str, Any] | None = None) -> float | None:
         """KV GiB one token costs on the limiting card, from the log's own two numbers."""
@@ -130,34 +124,15 @@ class Situation:
 
 
 # --- planner adapter ---------------------------------------------------------------------
-_FLAG_TO_PARAM = {
-    "tensor-parallel-size": ("tp", int),
-    "pipeline-parallel-size": ("pp", int),
-    "gpu-memory-utilization": ("gpu_memory_utilization", float),
-    "max-model-len": ("max_model_len", int),
-    "max-num-seqs": ("max_num_seqs", int),
-    "max-num-batched-tokens": ("max_num_batched_tokens", int),
-    "dtype": ("dtype", str),
-    "quantization": ("quantization", str),
-    "kv-cache-dtype": ("kv_cache_dtype", str),
-    "block-size": ("block_size", int),
-    "enforce-eager": ("enforce_eager", bool),
-    "cpu-offload-gb": ("cpu_offload_gb", float),
-}
-
-
 def launch_params_kwargs(flags: dict[str, Any], version: str | None) -> dict[str, Any]:
-    """vLLM flags (kebab-case) → rentstack.plan.LaunchParams keyword arguments."""
-    out: dict[str, Any] = {}
-    for flag, value in flags.items():
-        if flag in _FLAG_TO_PARAM and value is not None:
-            name, kind = _FLAG_TO_PARAM[flag]
-            try:
-                out[name] = kind(value)
-            except (TypeError, ValueError):
-                continue
-    if version and version_tuple(version):
-        out["vllm_version"] = ".".join(str(p) for p in version_tuple(version))
+    """vLLM flags (kebab-case) → rentstack.plan.LaunchParams keyword arguments; a value that does
+    not convert is left out (a log may carry odd values)."""
+    out = LaunchParams.flags_to_fields(flags, strict=False)
+    try:
+        if version:
+            out["vllm_version"] = release(version)
+    except RentstackError:
+        pass
     return out
 
 
@@ -265,7 +240,7 @@ def planner_fit_fix(s: Situation) -> Fix | None:
         return None
     if not result.plan.fits:
         return None
-    now, then = current.vllm_flags(), result.params.vllm_flags()
+    now, then = current.to_flags(), result.params.to_flags()
     changes = {k: v for k, v in then.items() if v is not None and now.get(k) != v and k not in _FIT_KEEPS}
     if not changes:
         return None

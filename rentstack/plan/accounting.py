@@ -12,20 +12,9 @@ planner's calibration; they are not in vLLM's source.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from rentstack.errors import RentstackError
-
 GiB = 1024**3
-
-
-def parse_version(version: str) -> tuple[int, int, int]:
-    """'0.11.0+582e.nv25.11' → (0, 11, 0); '0.10.1.1' → (0, 10, 1)."""
-    m = re.match(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?", str(version))
-    if not m:
-        raise RentstackError(f"vllm_version {version!r} is not a release number; use X.Y.Z, e.g. 0.32.0")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
 @dataclass(frozen=True)
@@ -70,6 +59,8 @@ class Rules:
     non_torch_nvlink_gib: float
     """Extra non-torch memory per rank with TP/PP over NVLink (custom all-reduce and NCCL
     buffers). Measured 1.8–2.0 GiB on H100 in 0.19; ~1.05 GiB in 0.10 (A100)."""
+    default_gpu_memory_utilization: float = 0.9
+    """--gpu-memory-utilization when unset (vllm/config/cache.py; 0.9 in every release 0.5–0.33)."""
     non_torch_pcie_gib: float = 0.08
     """Extra non-torch memory per rank with TP/PP over PCIe: NCCL communicator buffers only
     (vLLM's custom all-reduce needs NVLink or P2P). Measured 0.08 GiB in V1 (L40S TP4 at
@@ -80,11 +71,18 @@ class Rules:
     def label(self) -> str:
         return ".".join(map(str, self.version))
 
+    def batch_defaults(self, gpu_mem_gib: float, small_batch_card: bool = False) -> tuple[int, int]:
+        """(max_num_batched_tokens, max_num_seqs) the OpenAI server picks on this card
+        (EngineArgs.get_batch_defaults). small_batch_card: the card table's A100 exception."""
+        if self.huge_card_defaults and gpu_mem_gib >= 160:
+            return 16384, 1024
+        if self.big_card_defaults and gpu_mem_gib >= 70 and not (small_batch_card and self.version >= (0, 10, 0)):
+            return 8192, 1024
+        return 2048, 256
 
-def rules_for(version: str) -> Rules:
-    v = parse_version(version)
-    if v < (0, 5, 0):
-        raise RentstackError(f"vllm_version {version} is older than 0.5, which the planner does not model; use ≥0.6")
+
+def era_rules(v: tuple[int, int, int]) -> Rules:
+    """The rule set of release `v` (parsed; rentstack.plan.rules.rules_for is the entry point)."""
     v0 = v < (0, 8, 0)
     if v0:
         sampler = 30.0
@@ -114,15 +112,6 @@ def rules_for(version: str) -> Rules:
         non_torch_pcie_gib=0.22 if v0 else 0.08,
         non_torch_nvlink_gib=1.85 if v >= (0, 12, 0) else 1.05,
     )
-
-
-def batch_defaults(rules: Rules, gpu_mem_gib: float, is_a100: bool) -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) the OpenAI server picks on this card."""
-    if rules.huge_card_defaults and gpu_mem_gib >= 160:
-        return 16384, 1024
-    if rules.big_card_defaults and gpu_mem_gib >= 70 and not (is_a100 and rules.version >= (0, 10, 0)):
-        return 8192, 1024
-    return 2048, 256
 
 
 def cuda_graph_sizes(max_num_seqs: int) -> list[int]:

@@ -11,32 +11,20 @@ of this very card the band is the calibration's own spread, so the fit uses the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rentstack.errors import RentstackError
-from rentstack.plan import accounting
 from rentstack.plan.arch import ModelArch
 from rentstack.plan.measured import Measured
 from rentstack.plan.params import Hardware, LaunchParams
 from rentstack.plan.planner import Plan, plan
-
-# Cards with hardware FP8 (Ada, Hopper, Blackwell): an fp8 KV cache is a safe choice there.
-_FP8_CARDS = ("4090", "4080", "4070", "4060", "L4", "L40", "H100", "H200", "H20", "H800", "B200", "B100",
-              "GB10", "GB200", "5090", "5080", "RTX 6000 ADA", "RTX PRO")
+from rentstack.plan.rules import rules_for
 
 # Host→GPU bandwidth that bounds decoding with offloaded weights (PCIe 4.0 x16 in practice).
 # The 7gb seed measured 0.4 tokens/s with 60 GiB offloaded: 25 / 60 ≈ 0.42.
 PCIE_GBPS = 25.0
 
-_FLAG_TO_FIELD = {
-    "tensor-parallel-size": "tp", "tp": "tp", "pipeline-parallel-size": "pp", "pp": "pp",
-    "gpu-memory-utilization": "gpu_memory_utilization", "max-model-len": "max_model_len",
-    "max-num-seqs": "max_num_seqs", "max-num-batched-tokens": "max_num_batched_tokens", "dtype": "dtype",
-    "quantization": "quantization", "kv-cache-dtype": "kv_cache_dtype", "block-size": "block_size",
-    "enforce-eager": "enforce_eager", "cpu-offload-gb": "cpu_offload_gb", "vllm-version": "vllm_version",
-}
-_FIELDS = {f.name for f in fields(LaunchParams)}
 
 
 @dataclass(frozen=True)
@@ -64,23 +52,8 @@ class Fit:
     goal_met: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"params": self.params.to_dict(), "vllm": self.params.vllm_flags(), "plan": self.plan.to_dict(),
+        return {"params": self.params.to_dict(), "vllm": self.params.to_flags(), "plan": self.plan.to_dict(),
                 "reasons": dict(self.reasons), "alternatives": list(self.alternatives), "goal_met": self.goal_met}
-
-
-def normalize_fixed(fixed: dict[str, Any] | None) -> dict[str, Any]:
-    """Accept LaunchParams field names or vLLM long flags (kebab-case); drop flags without memory effect."""
-    out: dict[str, Any] = {}
-    for key, value in (fixed or {}).items():
-        name = _FLAG_TO_FIELD.get(key, key.replace("-", "_"))
-        if name in _FIELDS:
-            out[name] = value
-    return out
-
-
-def _fp8_card(hw: Hardware) -> bool:
-    upper = hw.name.upper()
-    return any(tag.upper() in upper for tag in _FP8_CARDS)
 
 
 def _tp_choices(arch: ModelArch, gpus: int) -> list[int]:
@@ -97,13 +70,16 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
         measured: Measured | None = None) -> Fit:
     """Choose tp/pp, utilization, context, batch sizes, eager mode, KV dtype and CPU offload.
 
-    measured: figures from a real start of this (card, version, model); every candidate is
-    planned with them (each figure is used only where it carries over, see plan())."""
+    fixed: the values that are not the fit's to choose, under vLLM flag or field names
+    (LaunchParams.flags_to_fields); measured: figures from a real start of this (card,
+    version, model); every candidate is planned with them (each figure is used only where it
+    carries over, see plan())."""
     goal = goal or Goal()
-    fx = normalize_fixed(fixed)
+    hw.check()
+    fx = LaunchParams.flags_to_fields(fixed)
     reasons: dict[str, str] = {}
     version = str(fx.get("vllm_version") or LaunchParams().vllm_version)
-    accounting.rules_for(version)  # refuses an unsupported version before any search
+    rules = rules_for(version)  # refuses an unsupported version before any search
     limit = arch.max_position_embeddings
     want_ctx = min(goal.min_context or limit, limit)
 
@@ -121,7 +97,7 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
                          + ("" if tp == hw.gpus else f" (tp must divide {arch.num_heads} heads)"))
     world = tp * pp
 
-    # gpu_memory_utilization: 0.9 of the card, or what the measured free memory allows.
+    # gpu_memory_utilization: vLLM's default, or what the measured free memory allows.
     if "gpu_memory_utilization" in fx:
         util = float(fx["gpu_memory_utilization"])
         reasons["gpu_memory_utilization"] = f"{util}: set by the tier"
@@ -132,8 +108,8 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
             f"{util}: only {hw.free_mem_gib:g} of {hw.gpu_mem_gib:g} GiB is free per card; vLLM refuses to start "
             "when free memory is below utilization × total, and 0.25 GiB stays for warm-up buffers")
     else:
-        util = 0.9
-        reasons["gpu_memory_utilization"] = "0.9: vLLM's default; the rest holds CUDA context and warm-up buffers"
+        util = rules.default_gpu_memory_utilization
+        reasons["gpu_memory_utilization"] = f"{util}: vLLM's default; the rest holds CUDA context and warm-up buffers"
 
     base = LaunchParams(vllm_version=version, tp=tp, pp=pp, gpu_memory_utilization=util)
     base = replace(base, **{k: v for k, v in fx.items() if k not in ("tp", "pp", "gpu_memory_utilization")})
@@ -154,7 +130,7 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
     # Search space for the free choices, cheapest first (quality and speed before memory).
     eager_opts = [fx["enforce_eager"]] if "enforce_eager" in fx else [False, True]
     kv_opts = [fx["kv_cache_dtype"]] if "kv_cache_dtype" in fx else (
-        ["auto", "fp8"] if goal.allow_fp8_kv and _fp8_card(hw) else ["auto"])
+        ["auto", "fp8"] if goal.allow_fp8_kv and hw.card.fp8 else ["auto"])
     best: tuple[Plan, dict[str, Any]] | None = None
     target_ctx = int(fx["max_model_len"]) if "max_model_len" in fx else want_ctx
     for kvd in kv_opts:
@@ -225,6 +201,7 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
     if "max_num_seqs" in fx:
         reasons["max_num_seqs"] = f"{p.max_num_seqs}: set by the tier"
     else:
+        default_seqs = rules.batch_defaults(hw.gpu_mem_gib, hw.card.small_batch_defaults)[1]
         cap = max(8, 2 ** int(math.log2(max(pl.kv_cache_tokens_low // 512, 1))))
         seqs = min(p.max_num_seqs, cap)
         if seqs < p.max_num_seqs:
@@ -238,7 +215,7 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
                         pl, p = again, again.resolved
         reasons["max_num_seqs"] = (f"{p.max_num_seqs}: the KV cache holds about {pl.kv_cache_tokens_low // 512:,} "
                                    "requests of 512 tokens" + ("; fewer dummy requests also shrink the profile's "
-                                   "sampler peak" if p.max_num_seqs < LaunchParams_default_seqs(pl) else ""))
+                                   "sampler peak" if p.max_num_seqs < default_seqs else ""))
     full = p.max_model_len
     if "max_model_len" in fx:
         reasons["max_model_len"] = f"{full}: set by the tier"
@@ -283,10 +260,6 @@ def band_reason(pl: Plan) -> str:
     cost = (point - low) / point if point else 0.0
     return (f"planned against {low:,} KV tokens, the band's low end (point estimate {point:,}; "
             f"{point - low:,} tokens = {cost:.1%} kept as headroom) — {pl.band_source}")
-
-
-def LaunchParams_default_seqs(pl: Plan) -> int:  # noqa: N802 - reads like the value it returns
-    return 1024 if pl.gpu_mem_gib >= 70 else 256
 
 
 def plan_cg(arch: ModelArch, hw: Hardware, p: LaunchParams, measured: Measured | None = None) -> float:

@@ -1,6 +1,6 @@
 """Measured figures from a real start, and when the planner may use them instead of its model.
 
-A calibration (rentstack.doctor.calibration) holds what one card did for one (card, vLLM
+A calibration (rentstack.calibration) holds what one card did for one (card, vLLM
 version, model). The planner's formulas are replaced by those numbers only where they carry
 over to the launch being planned; everything here is pure and decides per figure:
 
@@ -81,15 +81,15 @@ def _differs(a: LaunchParams, b: LaunchParams, names: tuple[str, ...]) -> tuple[
 
 
 def apply(m: Measured, arch: ModelArch, p: LaunchParams, mp: LaunchParams, stage_bytes: list[float],
-          nt_model: float, cg_model: list[float]) -> Applied:
+          nt_model: float, cg_model: list[float], cg_model_measured: float) -> Applied:
     """Decide which measured figures replace the model for launch `p` (resolved).
 
     mp: the measured launch, resolved for the same card and version. stage_bytes: the
     model's weights per stage of `p`, before CPU offload;
-    nt_model: the modelled non-torch bytes; cg_model: the modelled CUDA-graph bytes per stage.
+    nt_model: the modelled non-torch bytes; cg_model: the modelled CUDA-graph bytes per stage;
+    cg_model_measured: the modelled CUDA-graph bytes of the measured launch's largest stage
+    (the planner computes both, so this module does not import it).
     """
-    from rentstack.plan.planner import cuda_graph_bytes  # the one CUDA-graph model
-
     out = Applied()
     quant_p, quant_m = weights.quant_method(arch, p.quantization), weights.quant_method(arch, mp.quantization)
     dt_p, dt_m = weights.resolve_dtype(arch, p.dtype), weights.resolve_dtype(arch, mp.dtype)
@@ -157,9 +157,7 @@ def apply(m: Measured, arch: ModelArch, p: LaunchParams, mp: LaunchParams, stage
         elif not same_format:
             out.notes.append(f"cuda graphs: {fmt_note}")
         else:
-            ms = weights.stage_weights(arch, mp.tp, mp.pp, quant_m, mp.dtype)
-            ref = max(cuda_graph_bytes(arch, mp, s.layers, quant_m) for s in ms)
-            scale = [c / ref for c in cg_model]
+            scale = [c / cg_model_measured for c in cg_model]
             if m.cuda_graph_gib is not None:
                 out.cuda_graphs = [m.cuda_graph_gib * GiB * s for s in scale]
             if m.cuda_graph_budget_gib is not None:

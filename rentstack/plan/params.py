@@ -1,16 +1,21 @@
-"""The planner's inputs besides the model: the card(s) and the vLLM launch parameters."""
+"""The planner's inputs besides the model: the card(s) and the vLLM launch parameters.
+
+`LaunchParams` is the one table of memory-relevant vLLM flags: each field carries its vLLM
+long flag, its bounds and its doc (`Knob`, in the field's metadata). `from_flags` and
+`to_flags` are the only converters between vLLM's flag names and the fields; adding a
+memory-relevant flag is one field here (plus its accounting in the planner).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
 
+from rentstack.errors import RentstackError
+from rentstack.plan.cards import Capabilities, capabilities
 from rentstack.versions import VLLM_VERSION
-
-# Cards whose multi-GPU runs go over NVLink/NVSwitch: vLLM then sets up its custom
-# all-reduce and NCCL symmetric buffers, which show up as ~2 GiB of non-torch memory
-# per rank in 0.19 logs (H100 TP2/TP4), against ~0.2 GiB on PCIe cards (L40S TP4).
-_NVLINK_CARDS = ("H100", "H200", "H20", "A100", "A800", "H800", "B200", "B100", "GB200", "GB300", "B300")
 
 
 @dataclass(frozen=True)
@@ -26,48 +31,115 @@ class Hardware:
     "initial free memory"; for vGPU slices and shared cards). None = total minus ~0.5 GiB of
     context (~1.6 GiB with TP/PP, NCCL included)."""
     name: str = ""
-    """Card name, e.g. "RTX 4090"; used for vLLM's per-card defaults and the NVLink guess."""
+    """Card name, e.g. "RTX 4090"; looked up in the card table (rentstack.plan.cards)."""
+    interconnect: Literal["nvlink", "pcie"] | None = None
+    """How the cards reach each other, when the host/tier says: "nvlink" (NVLink/NVSwitch) or
+    "pcie" (PCIe, with or without P2P). None = guess from the card name."""
+
+    @classmethod
+    def from_gpu(cls, gpu: Any, free_mem_gib: float | None = None, gpus: int | None = None) -> Hardware:
+        """From a tier's `gpu` block (rentstack.config.tiers.Gpu): size, count, free memory and
+        the interconnect it states (p2p off rules NVLink out; `nvlink` says it outright)."""
+        nvlink = getattr(gpu, "nvlink", None)
+        if nvlink is None and getattr(gpu, "p2p", True) is False:
+            nvlink = False
+        free = gpu.free_gib if free_mem_gib is None else free_mem_gib
+        return cls(gpu_mem_gib=gpu.memory_gib, gpus=gpus or gpu.count, free_mem_gib=free, name=gpu.name,
+                   interconnect=None if nvlink is None else ("nvlink" if nvlink else "pcie"))
+
+    def check(self, labels: Mapping[str, str] | None = None) -> Hardware:
+        """Sizes within bounds (a card has (0, 1024] GiB, free memory is (0, total], 1–64 cards);
+        RentstackError names the first that is not, as `labels` call it (default: the field)."""
+        name = {"gpu_mem_gib": "gpu_mem_gib", "free_mem_gib": "free_mem_gib", "gpus": "gpus", **(labels or {})}
+        total = self.gpu_mem_gib
+        if isinstance(total, bool) or not isinstance(total, (int, float)) or not 0 < total <= 1024:
+            raise RentstackError(f"{name['gpu_mem_gib']} {total} must be > 0 and ≤ 1024 GiB: give the total memory "
+                                 "of one card as CUDA reports it, e.g. 23.64 for a 24 GB card "
+                                 "(the planner models GPU memory only)")
+        free = self.free_mem_gib
+        if free is not None and (isinstance(free, bool) or not isinstance(free, (int, float)) or not 0 < free <= total):
+            raise RentstackError(f"{name['free_mem_gib']} {free} must be > 0 and ≤ the card's {total:g} GiB: give "
+                                 "the memory a process can use per card (nvidia-smi's free column), or leave it out")
+        if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or not 1 <= self.gpus <= 64:
+            raise RentstackError(f"{name['gpus']} {self.gpus} must be a whole number from 1 to 64")
+        return self
+
+    @property
+    def card(self) -> Capabilities:
+        return capabilities(self.name)
 
     @property
     def nvlink(self) -> bool:
-        upper = self.name.upper()
-        return any(tag in upper for tag in _NVLINK_CARDS)
+        if self.interconnect is not None:
+            return self.interconnect == "nvlink"
+        return self.card.nvlink
 
-    @property
-    def is_a100(self) -> bool:
-        return "A100" in self.name.upper()
+
+@dataclass(frozen=True)
+class Knob:
+    """What a LaunchParams field is to vLLM: its flag, its type and its bounds."""
+
+    flag: str
+    """vLLM's long flag, kebab-case, without the dashes ('' = rentstack's own input)."""
+    kind: type
+    lo: float | None = None
+    """Smallest allowed value (inclusive unless lo_open)."""
+    hi: float | None = None
+    """Largest allowed value (inclusive)."""
+    lo_open: bool = False
+    choices: tuple[Any, ...] = ()
+    example: Any = None
+    """A sensible value, for the fix in an error message."""
+    aliases: tuple[str, ...] = ()
+    """Other names accepted by from_flags (short CLI spellings)."""
+
+    def interval(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        fmt = (lambda x: str(int(x))) if self.kind is int else (lambda x: f"{x:g}")
+        return f"{'(' if self.lo_open else '['}{fmt(self.lo)}, {fmt(self.hi)}]"
+
+
+def _knob(default: Any, flag: str, kind: type, **bounds: Any) -> Any:
+    return field(default=default, metadata={"knob": Knob(flag, kind, **bounds)})
+
+
+# Context lengths: 2**24 tokens is above every released model's window (Llama 4 Scout: 10M).
+_MAX_TOKENS = 2**24
 
 
 @dataclass(frozen=True)
 class LaunchParams:
     """vLLM launch parameters that change memory. None means vLLM's default for that version and card."""
 
-    tp: int = 1
+    tp: int = _knob(1, "tensor-parallel-size", int, lo=1, hi=256, example=2, aliases=("tp",))
     """--tensor-parallel-size."""
-    pp: int = 1
+    pp: int = _knob(1, "pipeline-parallel-size", int, lo=1, hi=256, example=1, aliases=("pp",))
     """--pipeline-parallel-size."""
-    gpu_memory_utilization: float | None = None
-    """Fraction of each card vLLM may use, in (0, 1]; default 0.9."""
-    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = _knob(None, "gpu-memory-utilization", float, lo=0, hi=1, lo_open=True,
+                                                 example=0.9)
+    """Fraction of each card vLLM may use, in (0, 1]; default from rules_for(version)."""
+    max_model_len: int | None = _knob(None, "max-model-len", int, lo=1, hi=_MAX_TOKENS, example=4096)
     """Longest request (prompt + output) in tokens; default the model's limit."""
-    max_num_seqs: int | None = None
-    """Concurrent sequences; default 256, or 1024 on ≥70 GiB cards in recent versions."""
-    max_num_batched_tokens: int | None = None
-    """Tokens per scheduler step (profile-run size); default 2048, or 8192 on ≥70 GiB cards."""
-    dtype: str = "auto"
-    """Weight/activation dtype: auto, bfloat16, float16, float32."""
-    quantization: str | None = None
-    """--quantization; None = what the checkpoint's quantization_config says."""
-    kv_cache_dtype: str = "auto"
-    """auto (= model dtype) or fp8 / fp8_e4m3 / fp8_e5m2."""
-    block_size: int | None = None
-    """KV block size in tokens; default 16 on CUDA."""
-    enforce_eager: bool = False
+    max_num_seqs: int | None = _knob(None, "max-num-seqs", int, lo=1, hi=65536, example=256)
+    """Concurrent sequences; default from rules_for(version).batch_defaults (256, or 1024 on big cards)."""
+    max_num_batched_tokens: int | None = _knob(None, "max-num-batched-tokens", int, lo=1, hi=_MAX_TOKENS,
+                                               example=8192)
+    """Tokens per scheduler step (profile-run size); default from rules_for(version).batch_defaults."""
+    dtype: str = _knob("auto", "dtype", str)
+    """Weight/activation dtype: auto, bfloat16, float16, float32 (checked by plan.weights)."""
+    quantization: str | None = _knob(None, "quantization", str)
+    """--quantization; None = what the checkpoint's quantization_config says (checked by plan.weights)."""
+    kv_cache_dtype: str = _knob("auto", "kv-cache-dtype", str)
+    """auto (= model dtype) or fp8 / fp8_e4m3 / fp8_e5m2 (checked by plan.kv)."""
+    block_size: int | None = _knob(None, "block-size", int, choices=(1, 8, 16, 32, 64, 128, 256), example=16)
+    """KV block size in tokens; default 16 on CUDA (64 for FlashMLA)."""
+    enforce_eager: bool = _knob(False, "enforce-eager", bool)
     """Disable CUDA graphs."""
-    cpu_offload_gb: float = 0.0
+    cpu_offload_gb: float = _knob(0.0, "cpu-offload-gb", float, lo=0, hi=4096, example=4)
     """GiB of weights per GPU kept in host memory (vLLM multiplies by 1024**3)."""
-    vllm_version: str = VLLM_VERSION
-    """vLLM release whose accounting to reproduce."""
+    vllm_version: str = _knob(VLLM_VERSION, "", str, aliases=("vllm-version",))
+    """vLLM release whose accounting to reproduce (rentstack's input, not a vLLM flag)."""
 
     def with_(self, **changes: Any) -> LaunchParams:
         return replace(self, **changes)
@@ -75,21 +147,118 @@ class LaunchParams:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def vllm_flags(self) -> dict[str, Any]:
-        """The resolved values under vLLM's long flag names (kebab-case)."""
-        out: dict[str, Any] = {
-            "tensor-parallel-size": self.tp,
-            "pipeline-parallel-size": self.pp,
-            "gpu-memory-utilization": self.gpu_memory_utilization,
-            "max-model-len": self.max_model_len,
-            "max-num-seqs": self.max_num_seqs,
-            "max-num-batched-tokens": self.max_num_batched_tokens,
-            "dtype": self.dtype,
-            "kv-cache-dtype": self.kv_cache_dtype,
-            "block-size": self.block_size,
-            "enforce-eager": self.enforce_eager,
-            "cpu-offload-gb": self.cpu_offload_gb,
-        }
-        if self.quantization:
-            out["quantization"] = self.quantization
+    # --- the flag <-> field converters --------------------------------------------------
+    @classmethod
+    def flags_to_fields(cls, flags: Mapping[str, Any] | None, *, strict: bool = True,
+                        check: bool = True) -> dict[str, Any]:
+        """The fields a mapping sets, converted: keys may be vLLM long flags (kebab-case, with or
+        without '--'), field names or aliases; keys without memory effect and None values are left out.
+
+        strict: a value of the wrong type is a RentstackError naming the flag (else it is left
+        out, for flags read from a log). check: with strict, bounds are checked too."""
+        out: dict[str, Any] = {}
+        for key, value in (flags or {}).items():
+            name = _NAMES.get(str(key).lstrip("-"))
+            if name is None or value is None:
+                continue
+            knob = _KNOBS[name]
+            label = str(key).lstrip("-")  # errors name the value as the user wrote it
+            try:
+                out[name] = _convert(value, knob.kind)
+            except (TypeError, ValueError, OverflowError):
+                if strict:
+                    raise RentstackError(f"{label} {value!r} is not {_KIND_WORDS[knob.kind]}; "
+                                         f"{_fix(label, knob)}") from None
+                continue
+            if strict and check:
+                _check(label, out[name], knob)
         return out
+
+    @classmethod
+    def from_flags(cls, flags: Mapping[str, Any] | None, *, strict: bool = True, **base: Any) -> LaunchParams:
+        """LaunchParams from vLLM flags (see flags_to_fields); `base` fields apply underneath."""
+        return cls(**{**base, **cls.flags_to_fields(flags, strict=strict)})
+
+    def to_flags(self, *, quiet: bool = False) -> dict[str, Any]:
+        """The values under vLLM's long flag names (kebab-case), in field order; never
+        vllm_version. quiet: leave out unset values (None) and those equal to vLLM's default."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            knob = f.metadata["knob"]
+            value = getattr(self, f.name)
+            if not knob.flag:
+                continue
+            if f.name == "quantization" and not value:
+                continue
+            if quiet and (value is None or value == f.default):
+                continue
+            out[knob.flag] = value
+        return out
+
+    def check(self) -> None:
+        """Every set value within its bounds; RentstackError names the first that is not."""
+        for f in fields(self):
+            value, knob = getattr(self, f.name), f.metadata["knob"]
+            if value is None:
+                continue
+            try:
+                value = _convert(value, knob.kind)
+            except (TypeError, ValueError, OverflowError):
+                raise RentstackError(f"{f.name} {value!r} is not {_KIND_WORDS[knob.kind]}; {_fix(f.name, knob)}") from None
+            _check(f.name, value, knob)
+
+
+_KNOBS: dict[str, Knob] = {f.name: f.metadata["knob"] for f in fields(LaunchParams)}
+_NAMES: dict[str, str] = {}
+for _name, _k in _KNOBS.items():
+    _NAMES.update({key: _name for key in (_name, _k.flag, *_k.aliases) if key})
+_KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _convert(value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low not in ("true", "false", "1", "0", "yes", "no", ""):
+                raise ValueError(value)
+            return low in ("true", "1", "yes")
+        if isinstance(value, (bool, int)):
+            return bool(value)
+        raise TypeError(value)
+    if kind is str:
+        if isinstance(value, (bool, dict, list, tuple)):
+            raise TypeError(value)
+        return str(value)
+    if isinstance(value, bool):
+        raise TypeError(value)
+    if kind is int:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        return int(str(value).strip().replace("_", "")) if isinstance(value, str) else int(value)
+    return float(value)
+
+
+def _fix(label: str, knob: Knob, in_range: str = "") -> str:
+    """The fix part of a message: what to write instead."""
+    if knob.kind is bool:
+        return f"write {label} as true or false"
+    if knob.kind is str:
+        return f"write {label} as a string"
+    what = in_range or (knob.interval() if knob.choices else f"{_KIND_WORDS[knob.kind]} in {knob.interval()}")
+    return f"use {what}" + (f", e.g. {label} {knob.example}" if knob.example is not None else "")
+
+
+def _check(label: str, value: Any, knob: Knob) -> None:
+    if knob.choices:
+        if value not in knob.choices:
+            raise RentstackError(f"{label} {value} is not {knob.interval()}; {_fix(label, knob, 'one of them')}")
+        return
+    if knob.lo is None and knob.hi is None:
+        return
+    x = float(value)
+    low_ok = (x > knob.lo if knob.lo_open else x >= knob.lo) if knob.lo is not None else True
+    if math.isnan(x) or not low_ok or (knob.hi is not None and not x <= knob.hi):
+        raise RentstackError(f"{label} {value} is outside {knob.interval()}; "
+                             f"{_fix(label, knob, f'{_KIND_WORDS[knob.kind]} in that range')}")

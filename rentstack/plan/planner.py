@@ -19,6 +19,7 @@ from rentstack.plan.accounting import GiB, Rules
 from rentstack.plan.arch import ModelArch
 from rentstack.plan.measured import Measured
 from rentstack.plan.params import Hardware, LaunchParams
+from rentstack.plan.rules import parse_version, rules_for
 
 # CUDA context + allocator state present before vLLM's init snapshot (not charged to the
 # budget from 0.9.1, but it lowers the free memory the startup check sees). Measured on
@@ -48,8 +49,6 @@ _PRE_AMPERE = ("T4", "V100", "P100", "P40", "2080", "2070", "2060", "TITAN RTX",
 # Calibrated on the 0.19 logs: gpt-oss-20b TP2 at util 0.95 OOMed with ~0.5 GiB to spare
 # after a 1.55 GiB pool; Llama-3.3-70B TP2 ran with ~0.8 GiB after a 1.8 GiB pool.
 WARMUP_RESERVE_OF_GRAPHS = 0.4
-
-VALID_BLOCK_SIZES = (1, 8, 16, 32, 64, 128, 256)
 
 
 @dataclass
@@ -128,9 +127,9 @@ def _gib(x: float) -> float:
 
 def resolve(arch: ModelArch, hw: Hardware, p: LaunchParams, *, allow_long_max_model_len: bool = False) -> LaunchParams:
     """Validate the flags and fill every None with vLLM's default for that version and card."""
-    rules = accounting.rules_for(p.vllm_version)
-    if p.tp < 1 or p.pp < 1:
-        raise RentstackError(f"tp {p.tp} / pp {p.pp} must be ≥ 1")
+    rules = rules_for(p.vllm_version)
+    hw.check()
+    p.check()  # every set value within the bounds LaunchParams declares
     if arch.num_heads % p.tp:
         divisors = [d for d in range(1, arch.num_heads + 1) if arch.num_heads % d == 0 and d <= max(8, p.tp)]
         raise RentstackError(
@@ -143,21 +142,16 @@ def resolve(arch: ModelArch, hw: Hardware, p: LaunchParams, *, allow_long_max_mo
         raise RentstackError(
             f"tp {p.tp} × pp {p.pp} needs {p.tp * p.pp} GPUs; the host has {hw.gpus} — lower tp/pp or rent more cards"
         )
-    if hw.gpu_mem_gib <= 0:
-        raise RentstackError(f"gpu_mem_gib {hw.gpu_mem_gib} must be > 0 (the planner models GPU memory only)")
-    util = 0.9 if p.gpu_memory_utilization is None else float(p.gpu_memory_utilization)
-    if not 0 < util <= 1:
-        raise RentstackError(f"gpu_memory_utilization {util} is outside (0, 1]; use e.g. 0.9")
+    util = rules.default_gpu_memory_utilization if p.gpu_memory_utilization is None else float(
+        p.gpu_memory_utilization)
     limit = arch.max_position_embeddings
     mlen = limit if p.max_model_len is None else int(p.max_model_len)
-    if mlen < 1:
-        raise RentstackError(f"max_model_len {mlen} must be ≥ 1")
     if mlen > limit and not allow_long_max_model_len:
         raise RentstackError(
             f"max_model_len {mlen} is above the model's limit {limit} (max_position_embeddings); "
             f"lower it to ≤ {limit}, or override with VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 (--allow-long-max-model-len)"
         )
-    d_mnbt, d_seqs = accounting.batch_defaults(rules, hw.gpu_mem_gib, hw.is_a100)
+    d_mnbt, d_seqs = rules.batch_defaults(hw.gpu_mem_gib, hw.card.small_batch_defaults)
     seqs = d_seqs if p.max_num_seqs is None else int(p.max_num_seqs)
     if rules.engine == "v0":
         # V0 profiles a whole max_model_len prompt, except that it turns chunked prefill on
@@ -166,19 +160,13 @@ def resolve(arch: ModelArch, hw: Hardware, p: LaunchParams, *, allow_long_max_mo
         mnbt = default if p.max_num_batched_tokens is None else int(p.max_num_batched_tokens)
     else:
         mnbt = d_mnbt if p.max_num_batched_tokens is None else int(p.max_num_batched_tokens)
-    if seqs < 1 or mnbt < 1:
-        raise RentstackError(f"max_num_seqs {seqs} and max_num_batched_tokens {mnbt} must be ≥ 1")
     if mnbt < seqs and p.max_num_batched_tokens is not None and p.max_num_seqs is not None:
         raise RentstackError(
             f"max_num_batched_tokens {mnbt} is smaller than max_num_seqs {seqs}; raise it to ≥ {seqs}"
         )
     # 16 on CUDA; MLA models on Hopper/Blackwell run FlashMLA, which needs 64-token blocks.
-    flashmla = arch.family == "mla" and any(t in hw.name.upper() for t in ("H100", "H200", "H20", "H800", "B200"))
+    flashmla = arch.family == "mla" and hw.card.flashmla
     block = p.block_size if p.block_size is not None else (64 if flashmla else 16)
-    if block not in VALID_BLOCK_SIZES:
-        raise RentstackError(f"block_size {block} is not one of {', '.join(map(str, VALID_BLOCK_SIZES))}")
-    if p.cpu_offload_gb < 0:
-        raise RentstackError(f"cpu_offload_gb {p.cpu_offload_gb} must be ≥ 0")
     kv.kv_elem_bytes(p.kv_cache_dtype, 2)  # validates the name
     weights.resolve_dtype(arch, p.dtype)
     weights.quant_method(arch, p.quantization)
@@ -275,7 +263,7 @@ def sampler_warmup_bytes(arch: ModelArch, p: LaunchParams, rules: Rules) -> floa
 def _measured_launch(arch: ModelArch, hw: Hardware, p: LaunchParams, m: Measured) -> tuple[LaunchParams | None, str]:
     """The launch the figures came from, resolved like `p` (same card): or None and why not."""
     mp = m.params or LaunchParams(vllm_version=p.vllm_version)
-    if accounting.parse_version(mp.vllm_version) != accounting.parse_version(p.vllm_version):
+    if parse_version(mp.vllm_version) != parse_version(p.vllm_version):
         return None, f"measured with vLLM {mp.vllm_version}, this plan is for {p.vllm_version} — not reused"
     try:
         # The start may have used more cards (its weights are still scaled to this layout).
@@ -292,7 +280,7 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
     measured: figures from a real start of this (card, version, model); each replaces the
     model's figure where it carries over to these flags (see rentstack.plan.measured)."""
     p = resolve(arch, hw, params or LaunchParams(), allow_long_max_model_len=allow_long_max_model_len)
-    rules = accounting.rules_for(p.vllm_version)
+    rules = rules_for(p.vllm_version)
     dt = weights.resolve_dtype(arch, p.dtype)
     quant = weights.quant_method(arch, p.quantization)
     total = hw.gpu_mem_gib * GiB
@@ -315,7 +303,9 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
         if mp is None:
             use.notes.append(why)
         else:
-            use = measured_mod.apply(measured, arch, p, mp, [st.total_bytes for st in stages], nt, cg_model)
+            quant_m = weights.quant_method(arch, mp.quantization)
+            cg_ref = max(cuda_graph_bytes(arch, mp, n, quant_m) for n in weights.pp_layer_split(arch.num_layers, mp.pp))
+            use = measured_mod.apply(measured, arch, p, mp, [st.total_bytes for st in stages], nt, cg_model, cg_ref)
     nt = nt if use.non_torch is None else use.non_torch
 
     per_gpu: list[dict[str, Any]] = []
@@ -439,7 +429,7 @@ def _verdicts(pl: Plan, arch: ModelArch, hw: Hardware, p: LaunchParams, rules: R
         util_needed = (need + 1.0) / hw.gpu_mem_gib
         hint = (f"raise gpu_memory_utilization to {util_needed:.2f}" if util_needed <= 0.95 else
                 f"spread the weights (tp {p.tp * 2}), use a quantized checkpoint, or set cpu_offload_gb "
-                f"≥ {max(1.0, need + 1.0 - 0.9 * hw.gpu_mem_gib + p.cpu_offload_gb):.0f}")
+                f"≥ {max(1.0, need + 1.0 - rules.default_gpu_memory_utilization * hw.gpu_mem_gib + p.cpu_offload_gb):.0f}")
         _fail(pl, "no_kv_memory",
               "No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
               f"initializing the engine. (weights {pl.weights_gib:.2f} + activation {pl.activation_gib:.2f} + "

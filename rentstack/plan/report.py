@@ -79,7 +79,7 @@ def fit_text(f: Fit, title: str = "") -> str:
         lines.append("  nearest alternatives:")
         lines += [f"    - {a}" for a in f.alternatives]
     flags = " ".join(
-        f"--{k}" if v is True else f"--{k} {v}" for k, v in f.params.vllm_flags().items()
+        f"--{k}" if v is True else f"--{k} {v}" for k, v in f.params.to_flags().items()
         if v not in (None, False) and not (k in ("dtype", "kv-cache-dtype") and v == "auto")
         and not (k == "cpu-offload-gb" and not v))
     lines.append(f"  vllm serve ... {flags}")

@@ -1,6 +1,6 @@
 """Rendering: a planned Deployment and the texts of its artifacts (no I/O here)."""
 
-from rentstack.render.deployment import PLANNED, Deployment, build_deployment
+from rentstack.render.deployment import Deployment, build_deployment
 from rentstack.render.templates import (
     CUSTOM_PROFILE,
     TEMPLATES_DIR,
@@ -11,5 +11,5 @@ from rentstack.render.templates import (
     render_vllm_yaml,
 )
 
-__all__ = ["CUSTOM_PROFILE", "PLANNED", "TEMPLATES_DIR", "Deployment", "build_deployment", "compose_profile", "image_for",
+__all__ = ["CUSTOM_PROFILE", "TEMPLATES_DIR", "Deployment", "build_deployment", "compose_profile", "image_for",
            "render_compose_env", "render_root_compose", "render_vllm_yaml"]

@@ -1,9 +1,11 @@
 """Spec -> validated, planned deployment: every value the templates need, computed here.
 
 `build_deployment` is pure apart from reading the shipped config.json of the model: it
-merges tier, preset, catalog model and `--set` overrides, asks the planner for every
-memory-related vLLM value that is not fixed, checks the fixed ones with it, and refuses a
-deployment the planner predicts will fail (unless forced).
+merges tier, preset, catalog model and `--set` overrides, checks every memory-related value
+against LaunchParams' bounds (every tier, the CPU tier included), asks the planner for every
+such value that is not fixed, checks the fixed ones with it, and refuses a deployment the
+planner predicts will fail (unless forced). Figures measured on the card come in as
+`measured` (the callers read the calibration store: rentstack.calibration.measured_for_tier).
 """
 
 from __future__ import annotations
@@ -24,24 +26,9 @@ from rentstack.versions import VLLM_VERSION
 CONTAINER_PORT = 8000
 """vLLM listens here inside the container; the host port is mapped in compose."""
 
-# vLLM flag -> planner LaunchParams field: the values the planner chooses or checks.
-PLANNED = {
-    "tensor-parallel-size": "tp",
-    "pipeline-parallel-size": "pp",
-    "gpu-memory-utilization": "gpu_memory_utilization",
-    "max-model-len": "max_model_len",
-    "max-num-seqs": "max_num_seqs",
-    "max-num-batched-tokens": "max_num_batched_tokens",
-    "dtype": "dtype",
-    "quantization": "quantization",
-    "kv-cache-dtype": "kv_cache_dtype",
-    "block-size": "block_size",
-    "enforce-eager": "enforce_eager",
-    "cpu-offload-gb": "cpu_offload_gb",
-}
-# The planner's defaults equal vLLM's; writing them out would only add noise.
-_QUIET_DEFAULTS = {"tp": 1, "pp": 1, "dtype": "auto", "kv_cache_dtype": "auto", "quantization": None,
-                   "cpu_offload_gb": 0.0, "block_size": None, "enforce_eager": False}
+CPU_KV_MAX_GIB = 1024
+"""Largest CPU-tier KV cache rendered: vLLM's CPU backend allocates VLLM_CPU_KVCACHE_SPACE in
+host RAM at start, and no host rentstack targets has more than this."""
 
 
 @dataclass(frozen=True)
@@ -97,12 +84,15 @@ def _check_bind(bind: str, require_api_key: bool) -> None:
 def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, object] | None = None,
                      *, runner: str = "compose", bind: str = "127.0.0.1", port: int = 8000,
                      models_dir: str = "./models", force: bool = False, require_api_key: bool = True,
-                     model_config: str | None = None, release: Release | None = None) -> Deployment:
+                     model_config: str | None = None, release: Release | None = None,
+                     measured: planner.Measured | None = None) -> Deployment:
     """Merge tier + model + overrides, plan the memory values, and validate the result.
 
     ``release`` is the vLLM build a GPU host runs (rentstack.releases.choose); without one a
     GPU tier renders for the newest release. Settings are fitted to that release's own
-    argument list and the planner models its memory accounting."""
+    argument list and the planner models its memory accounting. ``measured``: figures from an
+    earlier start on this card and release (rentstack.calibration.measured_for_tier); they
+    replace the planner's estimates where they carry over."""
     if runner not in ("compose", "native"):
         raise RentstackError(f"runner {runner!r} is unknown; use compose or native")
     if not 1 <= port <= 65535:
@@ -120,6 +110,7 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
     notes: list[str] = []
     settings, fitted = for_release(settings, release.args if release else DEFAULT_LINE, requested=set(sets))
     notes += fitted
+    planner.LaunchParams.flags_to_fields(settings)  # bounds of every memory-relevant value, every tier
     _check_parallel(tier, settings)
     if tier.hosts > 1:
         settings, multi = _multi_host(tier, settings)
@@ -140,7 +131,7 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
                 "(the model's config.json), or --force to render without a memory plan")
         notes.append("not planned: no config.json for this model (--force)")
     else:
-        settings, plan, plan_notes = _plan_gpu(tier, config, settings, force, entry, release.version)
+        settings, plan, plan_notes = _plan_gpu(tier, config, settings, force, release.version, measured)
         notes += plan_notes
 
     served = {"served-model-name": entry.name}
@@ -196,37 +187,22 @@ def _multi_host(tier: Tier, settings: dict[str, object]) -> tuple[dict[str, obje
                  f"pipeline parallel {tier.hosts} across hosts, on a Ray cluster (fab ray); {PP_OVER_ETHERNET_NOTE}"]
 
 
-def _launch_params(settings: dict[str, object]) -> dict[str, object]:
-    return {PLANNED[k]: v for k, v in settings.items() if k in PLANNED}
-
-
-def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool, entry: CatalogModel | None = None,
-              vllm_version: str = VLLM_VERSION):
+def _plan_gpu(tier: Tier, config: str, settings: dict[str, object], force: bool,
+              vllm_version: str = VLLM_VERSION, measured: planner.Measured | None = None):
     """Fill every unset memory-related value from the planner's fit; check the set ones.
 
-    What this card did with this model and vLLM before (rentstack doctor --save-calibration)
-    replaces the planner's estimates where it carries over."""
-    from rentstack.doctor.calibration import catalog_names, measured_for
+    `measured` (what this card did with this model and vLLM before) replaces the planner's
+    estimates where it carries over."""
     from rentstack.plan.report import measured_line
 
-    measured = measured_for(tier.gpu.name, vllm_version, catalog_names(entry)) if entry else None
     arch = planner.load_arch(config)
-    hw = planner.Hardware(gpu_mem_gib=tier.gpu.memory_gib, gpus=tier.total_gpus,
-                          free_mem_gib=tier.gpu.free_gib, name=tier.gpu.name)
-    fixed = {**_launch_params(settings), "vllm_version": vllm_version}
-    fit = planner.fit(arch, hw, fixed=fixed, measured=measured)
-    chosen = fit.params
+    hw = planner.Hardware.from_gpu(tier.gpu, gpus=tier.total_gpus)
+    fit = planner.fit(arch, hw, fixed={**settings, "vllm_version": vllm_version}, measured=measured)
     notes = [f"{key}: {why}" for key, why in fit.reasons.items()]
-    out = dict(settings)
-    for flag, attr in PLANNED.items():
-        if flag in settings:
-            continue
-        value = getattr(chosen, attr)
-        if value is None or _QUIET_DEFAULTS.get(attr, object()) == value:
-            continue
-        out[flag] = value
+    # Only the values the fit chose and vLLM would not pick by itself are written.
+    out = {**{k: v for k, v in fit.params.to_flags(quiet=True).items() if k not in settings}, **settings}
     # The verdict is for exactly what gets written: the fixed values plus the fit's choices.
-    result = planner.plan(arch, hw, planner.LaunchParams(**_launch_params(out), vllm_version=vllm_version),
+    result = planner.plan(arch, hw, planner.LaunchParams.from_flags(out, vllm_version=vllm_version),
                           measured=measured)
     if not result.fits and not force:
         extra = f"; {result.fix}" if getattr(result, "fix", None) else ""
@@ -250,17 +226,26 @@ def _summary(result) -> str:
 
 
 def _cpu_kv_space(config: str | None, settings: dict[str, object]) -> tuple[int, str]:
-    """VLLM_CPU_KVCACHE_SPACE (GiB): room for max-num-seqs full-length requests, at least 1."""
+    """VLLM_CPU_KVCACHE_SPACE (GiB): room for max-num-seqs full-length requests, at least 1,
+    at most CPU_KV_MAX_GIB; max-model-len within the model's context (vLLM refuses more)."""
     seqs = int(settings.get("max-num-seqs", 4))
     length = int(settings.get("max-model-len", 2048))
     if config is None:
         return 4, "cpu KV cache: 4 GiB (no config.json to size it from)"
     arch = planner.load_arch(config)
+    if length > arch.max_position_embeddings:
+        raise RentstackError(
+            f"max-model-len {length} is above the model's limit {arch.max_position_embeddings} "
+            f"(max_position_embeddings in its config.json); set max-model-len to {arch.max_position_embeddings} or less")
     per_token = planner.kv_bytes_per_token(arch, planner.LaunchParams(dtype=str(settings.get("dtype", "auto"))))
     need = per_token * seqs * length / 2**30
     gib = max(1, math.ceil(need * 1.1))
+    if gib > CPU_KV_MAX_GIB:
+        raise RentstackError(
+            f"max-num-seqs {seqs} x max-model-len {length} needs a {gib:,} GiB KV cache in host RAM; the CPU tier "
+            f"allows at most {CPU_KV_MAX_GIB} GiB: lower max-num-seqs or max-model-len")
     return gib, (f"cpu KV cache: {gib} GiB for {seqs} x {length} tokens "
                  f"({per_token:,} B/token from config.json, +10%)")
 
 
-__all__ = ["Deployment", "build_deployment", "PLANNED"]
+__all__ = ["CPU_KV_MAX_GIB", "Deployment", "build_deployment"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rentstack.cli import main
-from rentstack.doctor import lookup_calibration, save_calibration
+from rentstack.calibration import lookup_calibration, measured_for_tier, save_calibration
 from rentstack.plan import Hardware, LaunchParams, Measured, load_arch, plan
 from rentstack.render.deployment import build_deployment
 from rentstack.config import load_tier
@@ -193,7 +193,8 @@ def test_render_plans_a_gpu_tier_with_the_calibration():
 
     save_calibration(tier.gpu.name, VLLM_VERSION, "qwen3-14b-awq",
                      {"vllm_version": VLLM_VERSION, "weights_gib": 9.5, "cuda_graph_gib": 0.7})
-    dep = build_deployment(tier, "qwen3-14b-awq")
+    assert build_deployment(tier, "qwen3-14b-awq").plan.measured_fields == ()  # render itself reads no store
+    dep = build_deployment(tier, "qwen3-14b-awq", measured=measured_for_tier(tier, "qwen3-14b-awq"))
     assert dep.plan.measured_fields == ("weights", "cuda_graphs")
     assert dep.plan.weights_gib == pytest.approx(9.5)
     assert any(n.startswith(f"planner: used measured figures from RTX 4090, vLLM {VLLM_VERSION}, qwen3-14b-awq: "

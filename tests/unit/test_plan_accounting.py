@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rentstack.plan import Hardware, LaunchParams, kv_bytes_per_token, load_arch, plan
-from rentstack.plan.accounting import batch_defaults, rules_for
+from rentstack.plan.rules import rules_for
 from rentstack.plan.weights import pp_layer_split
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,11 +44,11 @@ def test_pp_split_gives_extra_layers_to_the_stages_before_the_last():
 
 def test_batch_defaults_by_card_and_version():
     r = rules_for("0.32.0")
-    assert batch_defaults(r, 79.19, is_a100=False) == (8192, 1024)
-    assert batch_defaults(r, 79.15, is_a100=True) == (2048, 256)  # A100 excluded (vLLM PR 17885)
-    assert batch_defaults(r, 23.64, is_a100=False) == (2048, 256)
-    assert batch_defaults(r, 178.0, is_a100=False) == (16384, 1024)  # ≥160 GiB tier in 0.32
-    assert batch_defaults(rules_for("0.19.0"), 178.0, is_a100=False) == (8192, 1024)
+    assert r.batch_defaults(79.19) == (8192, 1024)
+    assert r.batch_defaults(79.15, small_batch_card=True) == (2048, 256)  # A100 excluded (vLLM PR 17885)
+    assert r.batch_defaults(23.64) == (2048, 256)
+    assert r.batch_defaults(178.0) == (16384, 1024)  # ≥160 GiB tier in 0.32
+    assert rules_for("0.19.0").batch_defaults(178.0) == (8192, 1024)
 
 
 def test_cuda_graphs_budgeted_from_0_20():
@@ -126,3 +126,30 @@ def test_mla_latent_is_replicated_per_rank():
                       "v_head_dim": 128})
     assert kv_bytes_per_token(arch) == 27 * (512 + 64) * 2
     assert kv_bytes_per_token(arch, LaunchParams(tp=2)) == 27 * (512 + 64) * 2
+
+
+def test_the_tier_says_the_interconnect_the_name_is_only_the_default():
+    from rentstack.config.tiers import Gpu
+
+    def nt(gpu):
+        return plan(QWEN3_8B, Hardware.from_gpu(gpu), LaunchParams(tp=2, max_model_len=8192)).non_torch_gib
+
+    guess = nt(Gpu(name="A100-SXM4-80GB", count=2, memory_gib=79.15))  # no word from the tier: NVLink guessed
+    pcie = nt(Gpu(name="A100-PCIE-80GB", count=2, memory_gib=79.15, p2p=False))  # no P2P: no NVLink buffers
+    said = nt(Gpu(name="A100-PCIE-80GB", count=2, memory_gib=79.15, nvlink=False))
+    l40s = nt(Gpu(name="L40S", count=2, memory_gib=44.39, nvlink=True))  # the tier knows better than the name
+    assert guess - pcie == pytest.approx(1.85) and said == pcie
+    assert l40s == pytest.approx(guess)
+    with pytest.raises(ValueError, match="nvlink true needs p2p true"):
+        Gpu(name="H100", count=2, memory_gib=79.19, p2p=False, nvlink=True)
+
+
+def test_card_table_capabilities():
+    from rentstack.plan.cards import capabilities
+
+    h100, a100, r4090, l40s = (capabilities(n) for n in ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB",
+                                                          "NVIDIA GeForce RTX 4090", "NVIDIA L40S"))
+    assert (h100.nvlink, h100.fp8, h100.flashmla, h100.small_batch_defaults) == (True, True, True, False)
+    assert (a100.nvlink, a100.fp8, a100.small_batch_defaults) == (True, False, True)
+    assert (r4090.nvlink, r4090.fp8) == (False, True) and (l40s.nvlink, l40s.fp8) == (False, True)
+    assert capabilities("") == capabilities("vGPU-32GB") == capabilities("some card")

@@ -147,8 +147,8 @@ def test_root_compose_services_follow_tier_data():
 @pytest.mark.parametrize(("argv", "message"), [
     (["render", "--tier", "409"], "unknown tier '409' (did you mean '4090x4'?)"),
     (["render", "--tier", "cpu", "--public", "--no-api-key"], "without an API key"),
-    (["render", "--tier", "4090x1", "--set", "gpu-memory-utilization=1.5"], "gpu_memory_utilization 1.5 is outside (0, 1]"),
-    (["render", "--tier", "4090x1", "--set", "gpu-memory-utilization=0"], "gpu_memory_utilization 0.0 is outside (0, 1]"),
+    (["render", "--tier", "4090x1", "--set", "gpu-memory-utilization=1.5"], "gpu-memory-utilization 1.5 is outside (0, 1]"),
+    (["render", "--tier", "4090x1", "--set", "gpu-memory-utilization=0"], "gpu-memory-utilization 0.0 is outside (0, 1]"),
     (["render", "--tier", "4090x1", "--model", "Qwen/Qwen3-8B"], "has no source"),
     (["render", "--gpus", "2"], "describe a card with both --gpus N and --gpu-mem SIZE"),
     (["render", "--tier", "cpu", "--port", "70000"], "port 70000 is out of range"),

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from rentstack.errors import RentstackError
+from rentstack.calibration import measured_for_tier
 from rentstack.remote import runners
 from rentstack.remote.facts import file_text_fact, sha256_fact
 from rentstack.remote.host_state import checksum
@@ -32,7 +33,7 @@ def deployment(ctx: Ctx) -> Deployment:
                              "Vast); on a Docker host use --runner native, or leave --idle-stop off")
     return build_deployment(tier, ctx.opts.model, dict(ctx.opts.sets), runner=ctx.runner, bind=ctx.opts.bind,
                             port=ctx.opts.port, models_dir=ctx.layout.models, force=ctx.opts.force,
-                            release=ctx.release)
+                            release=ctx.release, measured=measured_for_tier(tier, ctx.opts.model, ctx.release))
 
 
 def secrets_path(ctx: Ctx) -> str:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rentstack.doctor import lookup_calibration, save_calibration
-from rentstack.doctor.calibration import normalize_card, normalize_model, store_path
+from rentstack.calibration import lookup_calibration, save_calibration
+from rentstack.calibration import normalize_card, normalize_model, store_path
 from rentstack.errors import RentstackError
 
 FIGS = {"weights_gib": 14.99, "activation_gib": 1.89, "non_torch_gib": 0.25, "cuda_graph_gib": 0.91,

@@ -1,9 +1,11 @@
-"""Measured figures from real starts, kept per (card model, vLLM version, model).
+"""The calibration store: measured figures from real starts, per (card model, vLLM version, model).
 
 The planner's estimates are formulas; a good start logs what the card really did (weights,
 activation peak, non-torch memory, CUDA graphs, KV capacity). `save_calibration` keeps those
 numbers in one JSON file, written atomically (temp file + rename, so a crash or a concurrent
 reader never sees half a file), and `lookup_calibration` gives them back for the next plan.
+`measured_for` turns a record into the planner's `Measured` input. This is an I/O edge: the
+callers (commands, executors) read it and hand the figures to the pure planner and renderer.
 
 Store: $RENTSTACK_CALIBRATION, else ~/.cache/rentstack/calibration.json. Format:
 {"format": 1, "entries": {"<card>|<version>|<model>": {"card", "vllm_version", "model",
@@ -20,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from rentstack.errors import RentstackError
+from rentstack.plan.measured import Measured
+from rentstack.plan.params import LaunchParams
+from rentstack.plan.rules import known_rules
 
 ENV_VAR = "RENTSTACK_CALIBRATION"
 FORMAT = 1
@@ -113,9 +118,8 @@ def measured_figures(figures: dict[str, Any], gpu_mem_gib: float | None = None) 
 
 
 def _graphs_budgeted(version: str | None) -> bool:
-    from rentstack.doctor.fixes import version_tuple  # one version parser for the package
-
-    return version_tuple(version) >= (0, 20)
+    rules = known_rules(version)
+    return bool(rules and rules.budgets_cuda_graphs)
 
 
 def save_calibration(card: str, version: str, model: str, figures: dict[str, Any],
@@ -175,9 +179,6 @@ def measured_for(card: str, version: str, models: list[str] | tuple[str, ...],
     """The planner's input from the store: a rentstack.plan.Measured for the first of `models`
     (names the same weights go by: catalog name, hub id, model directory) saved for this card
     and vLLM version, or None. The one lookup `rentstack plan` and rendering share."""
-    from rentstack.plan import LaunchParams, Measured
-    from rentstack.plan.fit import normalize_fixed
-
     if not card or not version:
         return None
     for model in dict.fromkeys(m for m in models if m):
@@ -187,17 +188,12 @@ def measured_for(card: str, version: str, models: list[str] | tuple[str, ...],
     else:
         return None
     figs = record.get("figures") or {}
-    launch = normalize_fixed(figs.get("launch_args"))
-    casts = {"tp": int, "pp": int, "max_model_len": int, "max_num_seqs": int, "max_num_batched_tokens": int,
-             "block_size": int, "gpu_memory_utilization": float, "cpu_offload_gb": float, "enforce_eager": _flag,
-             "dtype": str, "kv_cache_dtype": str, "quantization": str}
     try:
-        params = LaunchParams(**{k: casts[k](v) for k, v in launch.items() if k in casts and v is not None},
-                              vllm_version=record["vllm_version"])
-    except (TypeError, ValueError) as exc:
+        params = LaunchParams.from_flags(figs.get("launch_args"), vllm_version=record["vllm_version"])
+    except RentstackError as exc:
         raise RentstackError(f"calibration store {store_path(path)}: record {record['card']}|"
                              f"{record['vllm_version']}|{record['model']} has a bad launch argument ({exc}); "
-                             "save it again with `rentstack doctor LOG --save-calibration`") from exc
+                             "save it again with `rentstack doctor LOG --save-calibration`") from None
 
     def num(key: str) -> float | None:
         value = figs.get(key)
@@ -212,7 +208,21 @@ def measured_for(card: str, version: str, models: list[str] | tuple[str, ...],
     )
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "0", "false", "no")
-    return bool(value)
+def measured_for_tier(tier: Any, model: str | None = None, release: Any = None,
+                      path: str | os.PathLike | None = None) -> Measured | None:
+    """What a render of `tier` plans with: the record for its card, the vLLM release it runs
+    (a rentstack.releases.Release or a version string; default the release build_deployment
+    would pick) and the model (a catalog name or reference; default the tier's). None for the
+    CPU tier, a tier without a card name, or a model reference that does not resolve
+    (build_deployment reports that one itself)."""
+    from rentstack.config import resolve_model
+    from rentstack.releases import default_release
+
+    if tier.accelerator == "cpu" or not tier.gpu.name:
+        return None
+    try:
+        entry = resolve_model(model or tier.model)
+    except RentstackError:
+        return None
+    version = release if isinstance(release, str) else getattr(release or default_release(), "version")
+    return measured_for(tier.gpu.name, version, catalog_names(entry), path)
