@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from rentstack.calibration import measured_for_tier
 from rentstack.commands._common import add_tier_args, tier_from_args
 from rentstack.config.vllm_args import SECRET_ENV, parse_set
 from rentstack.errors import RentstackError
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     tier = tier_from_args(args, default=None)
     sets = dict(parse_set(item) for item in args.sets)
     release = load_matrix().find(args.vllm_version) if args.vllm_version else default_release()
-    dep = build_deployment(tier, args.model, sets, model_config=args.model_config, release=release)
+    dep = build_deployment(tier, args.model, sets, model_config=args.model_config, release=release,
+                           measured=measured_for_tier(tier, args.model, release))
     if dep.secret_env:
         flags = {env: flag for flag, env in SECRET_ENV.items()}
         raise RentstackError(f"--set {', '.join(flags.get(n, n) for n, _ in dep.secret_env)}: secrets do not go into Helm values: "
