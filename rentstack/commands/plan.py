@@ -73,7 +73,7 @@ _CLI_LABELS = {"gpu_mem_gib": "--gpu-mem-gib", "free_mem_gib": "--free-gib", "gp
 def _cli_params(args: argparse.Namespace) -> dict[str, Any]:
     """The vLLM flags given on the command line, as LaunchParams fields (argparse's dest names are
     the field names or their aliases), bounds checked."""
-    return LaunchParams.flags_to_fields(vars(args))
+    return LaunchParams.flags_to_fields({dest.replace("_", "-"): v for dest, v in vars(args).items()})
 
 
 def _catalog_entry(name: str):

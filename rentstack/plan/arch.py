@@ -122,17 +122,103 @@ class ModelArch:
         return asdict(self)
 
 
-def _need(cfg: dict, key: str, where: str, *alts: str) -> Any:
-    for k in (key, *alts):
-        if cfg.get(k) is not None:
-            return cfg[k]
-    raise RentstackError(
-        f"{where} has no {key!r}; the planner needs it — use the model's config.json from the hub"
-    )
+# Bounds of the config.json numbers the planner reads. They are wide (every released model
+# fits well inside) and exist so that a malformed file is refused with the field's name
+# instead of planning negative sizes as "fits" or looping over 10^30 layers.
+_MAX_WIDTH = 2**20
+MAX_CONTEXT = 2**24
+"""Longest context the planner accepts, from a config or a flag: above every released model's
+window (Llama 4 Scout: 10M tokens)."""
+_LIMITS: dict[str, tuple[int, int]] = {
+    "hidden_size": (1, 2**17), "num_hidden_layers": (1, 2048), "num_attention_heads": (1, 4096),
+    "num_key_value_heads": (1, 4096), "head_dim": (1, 4096), "vocab_size": (1, 2**22),
+    "max_position_embeddings": (1, MAX_CONTEXT), "intermediate_size": (0, _MAX_WIDTH),
+    "intermediate_size_mlp": (0, _MAX_WIDTH), "moe_intermediate_size": (0, _MAX_WIDTH),
+    "shared_expert_intermediate_size": (0, _MAX_WIDTH), "num_experts": (0, 4096),
+    "num_experts_per_tok": (0, 4096), "n_shared_experts": (0, 256), "first_k_dense_replace": (0, 2048),
+    "interleave_moe_layer_step": (0, 2048), "sliding_window": (1, MAX_CONTEXT),
+    "attention_chunk_size": (1, MAX_CONTEXT), "no_rope_layer_interval": (1, 2048),
+    "sliding_window_pattern": (1, 2048), "kv_lora_rank": (1, 2**14), "q_lora_rank": (0, 2**14),
+    "qk_rope_head_dim": (1, 4096), "qk_nope_head_dim": (1, 4096), "v_head_dim": (1, 4096),
+    "original_max_position_embeddings": (1, MAX_CONTEXT), "bits": (1, 32), "group_size": (-1, 2**16),
+    "num_bits": (1, 32), "depth": (0, 2048), "out_hidden_size": (0, 2**17),
+}
+_ALIASES = {"n_embd": "hidden_size", "d_model": "hidden_size", "embed_dim": "hidden_size", "width": "hidden_size",
+            "n_layer": "num_hidden_layers", "num_layers": "num_hidden_layers", "layers": "depth",
+            "n_head": "num_attention_heads", "n_positions": "max_position_embeddings",
+            "seq_length": "max_position_embeddings", "n_inner": "intermediate_size",
+            "num_local_experts": "num_experts", "n_routed_experts": "num_experts",
+            "experts_per_token": "num_experts_per_tok", "w_bit": "bits", "q_group_size": "group_size"}
 
 
-def _read_source(source: str | Path | dict) -> tuple[dict, str]:
-    if isinstance(source, dict):
+class _Fields:
+    """Typed, bounded reads from one object of a config.json; errors name the field and the file."""
+
+    def __init__(self, data: Any, where: str, prefix: str = "") -> None:
+        self.data, self.where, self.prefix = data, where, prefix
+
+    def _bad(self, key: str, value: Any, what: str) -> RentstackError:
+        return RentstackError(f"{self.where}: {self.prefix}{key} is {value!r}, which is not {what}; correct it or use "
+                              "the model's config.json from its hub page")
+
+    def raw(self, *keys: str) -> tuple[str, Any]:
+        """(key, value) of the first key that is set, or (first key, None)."""
+        for k in keys:
+            if self.data.get(k) is not None:
+                return k, self.data[k]
+        return keys[0], None
+
+    def int(self, *keys: str, default: int = 0, need: bool = False) -> int:
+        """The first of `keys` that is set, as a bounded whole number (_LIMITS). Optional fields
+        read null, 0 and false as unset (configs write all three); required ones are refused."""
+        key, value = self.raw(*keys)
+        if value is None or (not need and value in (0, False)):
+            if need:
+                raise RentstackError(f"{self.where} has no {self.prefix}{keys[0]!r}; the planner needs it — "
+                                     "use the model's config.json from the hub")
+            return default
+        lo, hi = _LIMITS.get(_ALIASES.get(key, key), (0, 2**31))
+        whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
+        if not whole or not lo <= value <= hi:
+            raise self._bad(key, value, f"a whole number in [{lo}, {hi}]")
+        return int(value)
+
+    def number(self, key: str, default: float, lo: float, hi: float) -> float:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo < value <= hi:
+            raise self._bad(key, value, f"a number in ({lo:g}, {hi:g}]")
+        return float(value)
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise self._bad(key, value, "a string")
+        return value
+
+    def obj(self, key: str) -> dict | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self._bad(key, value, "an object ({...})")
+        return value
+
+    def names(self, key: str) -> list[str] | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._bad(key, value, "a list of strings")
+        return value
+
+
+def _read_source(source: str | Path | dict) -> tuple[Any, str]:
+    if not isinstance(source, (str, Path)):
         return source, "config"
     path = Path(source)
     if path.is_dir():
@@ -140,31 +226,36 @@ def _read_source(source: str | Path | dict) -> tuple[dict, str]:
     if not path.is_file():
         raise RentstackError(f"model config {str(path)!r} does not exist; pass a config.json file or a model directory")
     try:
-        return json.loads(path.read_text()), str(path)
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise RentstackError(f"model config {str(path)!r} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RentstackError(f"model config {str(path)!r} cannot be read ({exc}); pass the model's config.json") from None
+    return data, str(path)
 
 
-def _layer_types(text: dict, arch: str, num_layers: int) -> tuple[tuple[str, ...], int | None]:
+def _layer_types(t: _Fields, arch: str, num_layers: int) -> tuple[tuple[str, ...], int | None]:
     """Which layers use full, sliding-window or chunked-local attention."""
-    window = text.get("sliding_window")
-    if isinstance(text.get("layer_types"), list):
-        types = tuple("sliding" if "sliding" in t else ("chunked" if "chunk" in t else "full")
-                      for t in text["layer_types"][:num_layers])
-        return types, window if any(t == "sliding" for t in types) else None
-    if arch.startswith("Llama4") and text.get("attention_chunk_size"):
+    window = t.int("sliding_window", default=0) or None
+    names = t.names("layer_types")
+    if names is not None:
+        types = tuple("sliding" if "sliding" in n else ("chunked" if "chunk" in n else "full")
+                      for n in names[:num_layers])
+        return types, window if any(x == "sliding" for x in types) else None
+    chunk = t.int("attention_chunk_size")
+    if arch.startswith("Llama4") and chunk:
         # Llama 4: every `no_rope_layer_interval`-th layer is global, the rest chunked-local.
-        interval = int(text.get("no_rope_layer_interval") or 4)
-        no_rope = text.get("no_rope_layers")
+        interval = t.int("no_rope_layer_interval", default=4)
+        no_rope = t.data.get("no_rope_layers")
         if isinstance(no_rope, list) and len(no_rope) >= num_layers:
             types = tuple("chunked" if no_rope[i] else "full" for i in range(num_layers))
         else:
             types = tuple("full" if (i + 1) % interval == 0 else "chunked" for i in range(num_layers))
-        return types, int(text["attention_chunk_size"])
+        return types, chunk
     if arch == "Gemma2ForCausalLM" and window:
         return tuple("sliding" if i % 2 == 0 else "full" for i in range(num_layers)), window
     if arch.startswith("Gemma3") and window:
-        pattern = int(text.get("sliding_window_pattern") or 6)
+        pattern = t.int("sliding_window_pattern", default=6)
         return tuple("full" if (i + 1) % pattern == 0 else "sliding" for i in range(num_layers)), window
     if arch == "GptOssForCausalLM" and window:
         return tuple("sliding" if i % 2 == 0 else "full" for i in range(num_layers)), window
@@ -173,46 +264,49 @@ def _layer_types(text: dict, arch: str, num_layers: int) -> tuple[tuple[str, ...
     return (), None
 
 
-def _quant(cfg: dict, text: dict) -> tuple[str | None, int | None, int | None, bool]:
-    qc = cfg.get("quantization_config") or text.get("quantization_config")
-    if not isinstance(qc, dict):
+def _quant(c: _Fields, t: _Fields) -> tuple[str | None, int | None, int | None, bool]:
+    data = c.obj("quantization_config") or t.obj("quantization_config")
+    if data is None:
         return None, None, None, True
-    method = str(qc.get("quant_method") or "").lower() or None
-    bits = qc.get("bits") or qc.get("w_bit")
-    group = qc.get("group_size") or qc.get("q_group_size")
-    sym = bool(qc.get("sym", not qc.get("zero_point", False)))
+    q = _Fields(data, c.where, "quantization_config.")
+    method = q.text("quant_method").lower() or None
+    bits = q.int("bits", "w_bit") or None
+    group = q.int("group_size", "q_group_size") or None
+    sym = bool(data.get("sym", not data.get("zero_point", False)))
     if method == "bitsandbytes":
-        bits = 4 if qc.get("load_in_4bit") else 8
+        bits = 4 if data.get("load_in_4bit") else 8
     if method == "fp8":
         bits = 8
     if method == "mxfp4":
         bits, group = 4, 32
     if method == "compressed-tensors":
-        for grp in (qc.get("config_groups") or {}).values():
-            w = (grp or {}).get("weights") or {}
-            bits = w.get("num_bits", bits)
-            group = w.get("group_size", group)
-            sym = bool(w.get("symmetric", True))
-            if w.get("type") == "float" and bits == 8:
+        groups = q.obj("config_groups") or {}
+        for name, grp in groups.items():
+            g = _Fields(grp if isinstance(grp, dict) else {}, c.where, f"quantization_config.config_groups.{name}.")
+            w = _Fields(g.obj("weights") or {}, c.where, f"{g.prefix}weights.")
+            bits = w.int("num_bits", default=bits or 0) or None
+            group = w.int("group_size", default=group or 0) or None
+            sym = bool(w.data.get("symmetric", True))
+            if w.data.get("type") == "float" and bits == 8:
                 method = "compressed-tensors-fp8"
             break
-    return method, (int(bits) if bits else None), (int(group) if group else None), sym
+    return method, bits, group, sym
 
 
-def _vision_params(cfg: dict) -> int:
+def _vision_params(c: _Fields, text_hidden: int) -> int:
     """A ViT's parameters from vision_config: per block 4·h² (attention) + m·h·i (MLP)."""
-    vc = cfg.get("vision_config")
-    if not isinstance(vc, dict):
+    data = c.obj("vision_config")
+    if data is None:
         return 0
-    h = int(vc.get("hidden_size") or vc.get("embed_dim") or vc.get("width") or 0)
-    depth = int(vc.get("num_hidden_layers") or vc.get("depth") or vc.get("layers") or 0)
-    inter = int(vc.get("intermediate_size") or (h * float(vc.get("mlp_ratio") or 4)))
+    v = _Fields(data, c.where, "vision_config.")
+    h = v.int("hidden_size", "embed_dim", "width")
+    depth = v.int("num_hidden_layers", "depth", "layers")
     if not h or not depth:
         return 0
-    gated = str(vc.get("hidden_act") or "").lower() == "silu"
+    inter = v.int("intermediate_size") or int(h * v.number("mlp_ratio", 4.0, 0, 64))
+    gated = str(data.get("hidden_act") or "").lower() == "silu"
     per_block = 4 * h * h + (3 if gated else 2) * h * inter
-    text_hidden = int((cfg.get("text_config") or {}).get("hidden_size") or cfg.get("hidden_size") or h)
-    out_hidden = int(vc.get("out_hidden_size") or text_hidden)
+    out_hidden = v.int("out_hidden_size", default=text_hidden or h)
     projector = h * 4 * h + 4 * h * out_hidden  # patch merger / projector, roughly
     return depth * per_block + projector
 
@@ -220,11 +314,16 @@ def _vision_params(cfg: dict) -> int:
 def load_arch(source: str | Path | dict, *, allow_unknown: bool = False) -> ModelArch:
     """Parse a config.json (file, model directory or dict) into a ModelArch.
 
-    Raises RentstackError naming the missing field, or the architecture when it is not
-    modelled (unless `allow_unknown`, which gives a stated conservative dense estimate).
+    Raises RentstackError naming the missing or malformed field (every number is bounded:
+    _LIMITS), or the architecture when it is not modelled (unless `allow_unknown`, which
+    gives a stated conservative dense estimate).
     """
     cfg, where = _read_source(source)
-    archs = cfg.get("architectures") or []
+    if not isinstance(cfg, dict):
+        raise RentstackError(f"{where}: the top level is a {type(cfg).__name__}, not an object ({{...}}); "
+                             "pass the model's config.json from its hub page")
+    c = _Fields(cfg, where)
+    archs = c.names("architectures") or []
     arch = archs[0] if archs else str(cfg.get("model_type") or "unknown")
     family = KNOWN_ARCHITECTURES.get(arch)
     if family is None:
@@ -235,58 +334,63 @@ def load_arch(source: str | Path | dict, *, allow_unknown: bool = False) -> Mode
             )
         family = "fallback"
     # Multimodal configs keep the language model under text_config.
-    text = dict(cfg.get("text_config") or {}) if isinstance(cfg.get("text_config"), dict) else {}
-    text = {**{k: v for k, v in cfg.items() if k != "text_config"}, **text} if text else cfg
+    sub = c.obj("text_config")
+    t = _Fields({**{k: v for k, v in cfg.items() if k != "text_config"}, **sub} if sub else cfg, where,
+                "text_config." if sub else "")
 
-    hidden = int(_need(text, "hidden_size", where, "n_embd", "d_model"))
-    layers = int(_need(text, "num_hidden_layers", where, "n_layer", "num_layers"))
-    heads = int(_need(text, "num_attention_heads", where, "n_head"))
-    kv_heads = int(text.get("num_key_value_heads") or heads)
-    head_dim = int(text.get("head_dim") or hidden // heads)
-    vocab = int(_need(text, "vocab_size", where))
-    maxpos = int(_need(text, "max_position_embeddings", where, "n_positions", "seq_length"))
-    rope = text.get("rope_scaling") or {}
-    if isinstance(rope, dict) and rope.get("rope_type", rope.get("type")) == "yarn" and rope.get(
+    hidden = t.int("hidden_size", "n_embd", "d_model", need=True)
+    layers = t.int("num_hidden_layers", "n_layer", "num_layers", need=True)
+    heads = t.int("num_attention_heads", "n_head", need=True)
+    kv_heads = t.int("num_key_value_heads", default=heads)
+    head_dim = t.int("head_dim", default=hidden // heads) or 1
+    vocab = t.int("vocab_size", need=True)
+    maxpos = t.int("max_position_embeddings", "n_positions", "seq_length", need=True)
+    rope_data = t.obj("rope_scaling") or {}
+    rope = _Fields(rope_data, where, f"{t.prefix}rope_scaling.")
+    if rope_data.get("rope_type", rope_data.get("type")) == "yarn" and rope_data.get(
         "original_max_position_embeddings"
     ):
         # vLLM derives max_model_len from original_max_position_embeddings × factor for YaRN.
-        maxpos = max(maxpos, int(rope["original_max_position_embeddings"] * float(rope.get("factor", 1))))
+        scaled = rope.int("original_max_position_embeddings") * rope.number("factor", 1.0, 0, 1024)
+        if scaled > MAX_CONTEXT:
+            raise rope._bad("factor", rope_data.get("factor"), f"a factor that keeps the context ≤ {MAX_CONTEXT}")
+        maxpos = max(maxpos, int(scaled))
 
-    n_experts = int(text.get("num_local_experts") or text.get("num_experts") or text.get("n_routed_experts") or 0)
+    n_experts = t.int("num_local_experts", "num_experts", "n_routed_experts")
     if family == "moe" and n_experts == 0:
-        _need(text, "num_experts", where, "num_local_experts", "n_routed_experts")
-    moe_inter = int(text.get("moe_intermediate_size") or 0)
-    inter = int(text.get("intermediate_size") or text.get("n_inner") or 0)
+        t.int("num_experts", "num_local_experts", "n_routed_experts", need=True)
+    moe_inter = t.int("moe_intermediate_size")
+    inter = t.int("intermediate_size", "n_inner")
     if n_experts and not moe_inter:
         moe_inter = inter  # Mixtral, gpt-oss, Llama 4: intermediate_size is the expert width
-    dense_inter = int(text.get("intermediate_size_mlp") or inter)
+    dense_inter = t.int("intermediate_size_mlp", default=inter)
     if family in ("dense", "fallback") and not inter:
-        _need(text, "intermediate_size", where, "n_inner")
-    shared = int(text.get("shared_expert_intermediate_size") or 0)
-    if not shared and text.get("n_shared_experts"):
-        shared = int(text["n_shared_experts"]) * moe_inter
+        t.int("intermediate_size", "n_inner", need=True)
+    shared = t.int("shared_expert_intermediate_size")
+    if not shared and t.data.get("n_shared_experts"):
+        shared = t.int("n_shared_experts") * moe_inter
     if arch.startswith("Llama4") and n_experts:
         shared = moe_inter  # Llama 4 MoE layers add one shared expert of the expert width
-    num_dense = int(text.get("first_k_dense_replace") or 0)
+    num_dense = min(t.int("first_k_dense_replace"), layers)
     if arch.startswith("Llama4") and n_experts:
-        step = int(text.get("interleave_moe_layer_step") or 1)
+        step = t.int("interleave_moe_layer_step", default=1)
         num_dense = layers - layers // step if step > 1 else 0
     if arch == "Qwen2MoeForCausalLM" or arch.startswith("Qwen3Moe") or arch.startswith("Qwen3VLMoe"):
-        dense_inter = 0 if not text.get("mlp_only_layers") else dense_inter
+        dense_inter = 0 if not t.data.get("mlp_only_layers") else dense_inter
 
-    types, window = _layer_types(text, arch, layers)
-    method, bits, group, sym = _quant(cfg, text)
-    tie = bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", False)))
-    dtype = str(text.get("torch_dtype") or text.get("dtype") or cfg.get("torch_dtype") or "bfloat16")
+    types, window = _layer_types(t, arch, layers)
+    method, bits, group, sym = _quant(c, t)
+    tie = bool(cfg.get("tie_word_embeddings", t.data.get("tie_word_embeddings", False)))
+    dtype = t.text("torch_dtype") or t.text("dtype") or c.text("torch_dtype") or "bfloat16"
 
     mla = {}
     if family == "mla":
         mla = dict(
-            kv_lora_rank=int(_need(text, "kv_lora_rank", where)),
-            q_lora_rank=int(text.get("q_lora_rank") or 0),
-            qk_rope_head_dim=int(_need(text, "qk_rope_head_dim", where)),
-            qk_nope_head_dim=int(_need(text, "qk_nope_head_dim", where)),
-            v_head_dim=int(_need(text, "v_head_dim", where)),
+            kv_lora_rank=t.int("kv_lora_rank", need=True),
+            q_lora_rank=t.int("q_lora_rank"),
+            qk_rope_head_dim=t.int("qk_rope_head_dim", need=True),
+            qk_nope_head_dim=t.int("qk_nope_head_dim", need=True),
+            v_head_dim=t.int("v_head_dim", need=True),
         )
     return ModelArch(
         architecture=arch,
@@ -304,7 +408,7 @@ def load_arch(source: str | Path | dict, *, allow_unknown: bool = False) -> Mode
         layer_types=types,
         sliding_window=window,
         num_experts=n_experts,
-        num_experts_per_tok=int(text.get("num_experts_per_tok") or text.get("experts_per_token") or 0),
+        num_experts_per_tok=t.int("num_experts_per_tok", "experts_per_token"),
         moe_intermediate_size=moe_inter,
         shared_expert_intermediate_size=shared,
         num_dense_layers=num_dense,
@@ -313,7 +417,7 @@ def load_arch(source: str | Path | dict, *, allow_unknown: bool = False) -> Mode
         quant_group_size=group,
         quant_sym=sym,
         mlp_matrices=2 if arch in TWO_MATRIX_MLP else 3,
-        extra_params=_vision_params(cfg),
+        extra_params=_vision_params(c, hidden),
         name=str(cfg.get("_name_or_path") or cfg.get("name") or ""),
         **mla,
     )

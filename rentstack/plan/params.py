@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from rentstack.errors import RentstackError
+from rentstack.plan.arch import MAX_CONTEXT
 from rentstack.plan.cards import Capabilities, capabilities
 from rentstack.versions import VLLM_VERSION
 
@@ -104,8 +105,6 @@ def _knob(default: Any, flag: str, kind: type, **bounds: Any) -> Any:
     return field(default=default, metadata={"knob": Knob(flag, kind, **bounds)})
 
 
-# Context lengths: 2**24 tokens is above every released model's window (Llama 4 Scout: 10M).
-_MAX_TOKENS = 2**24
 
 
 @dataclass(frozen=True)
@@ -119,11 +118,11 @@ class LaunchParams:
     gpu_memory_utilization: float | None = _knob(None, "gpu-memory-utilization", float, lo=0, hi=1, lo_open=True,
                                                  example=0.9)
     """Fraction of each card vLLM may use, in (0, 1]; default from rules_for(version)."""
-    max_model_len: int | None = _knob(None, "max-model-len", int, lo=1, hi=_MAX_TOKENS, example=4096)
+    max_model_len: int | None = _knob(None, "max-model-len", int, lo=1, hi=MAX_CONTEXT, example=4096)
     """Longest request (prompt + output) in tokens; default the model's limit."""
     max_num_seqs: int | None = _knob(None, "max-num-seqs", int, lo=1, hi=65536, example=256)
     """Concurrent sequences; default from rules_for(version).batch_defaults (256, or 1024 on big cards)."""
-    max_num_batched_tokens: int | None = _knob(None, "max-num-batched-tokens", int, lo=1, hi=_MAX_TOKENS,
+    max_num_batched_tokens: int | None = _knob(None, "max-num-batched-tokens", int, lo=1, hi=MAX_CONTEXT,
                                                example=8192)
     """Tokens per scheduler step (profile-run size); default from rules_for(version).batch_defaults."""
     dtype: str = _knob("auto", "dtype", str)

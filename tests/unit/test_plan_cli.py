@@ -58,7 +58,7 @@ def test_failure_prints_table_verdict_and_fix_exit_3(capsys):
 def test_bad_input_is_one_line_without_traceback(capsys):
     code, out, err = run(capsys, "--model-config", CFG, "--gpu-mem-gib", "24", "--gpu-memory-utilization", "1.5")
     assert code == 2
-    assert err.count("\n") == 1 and "gpu_memory_utilization 1.5" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "gpu-memory-utilization 1.5" in err and "Traceback" not in err
 
 
 def test_missing_card_is_explained(capsys):
