@@ -192,29 +192,21 @@ class _Fields:
             raise self._bad(key, value, f"a number in ({lo:g}, {hi:g}]")
         return float(value)
 
-    def text(self, key: str, default: str = "") -> str:
+    def _typed(self, key: str, ok: Any, what: str) -> Any:
         value = self.data.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise self._bad(key, value, "a string")
+        if value is not None and not ok(value):
+            raise self._bad(key, value, what)
         return value
+
+    def text(self, key: str, default: str = "") -> str:
+        return self._typed(key, lambda v: isinstance(v, str), "a string") or default
 
     def obj(self, key: str) -> dict | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self._bad(key, value, "an object ({...})")
-        return value
+        return self._typed(key, lambda v: isinstance(v, dict), "an object ({...})")
 
     def names(self, key: str) -> list[str] | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self._bad(key, value, "a list of strings")
-        return value
+        return self._typed(key, lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                           "a list of strings")
 
 
 def _read_source(source: str | Path | dict) -> tuple[Any, str]:
