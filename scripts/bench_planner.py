@@ -31,8 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from rentstack.errors import RentstackError  # noqa: E402
 from rentstack.plan import Hardware, LaunchParams, load_arch, plan  # noqa: E402
-from rentstack.plan.accounting import GiB, parse_version  # noqa: E402
+from rentstack.plan.accounting import GiB  # noqa: E402
 from rentstack.plan.fit import _round_len  # noqa: E402
+from rentstack.plan.rules import parse_version  # noqa: E402
 from rentstack.versions import VLLM_VERSION  # noqa: E402
 
 
