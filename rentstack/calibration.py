@@ -36,11 +36,8 @@ MEASURED_KEYS = (
 )
 """Figures worth keeping: what the card did, plus the settings needed to read them."""
 
-LAUNCH_KEYS = (
-    "gpu-memory-utilization", "max-model-len", "max-num-seqs", "max-num-batched-tokens", "tensor-parallel-size",
-    "pipeline-parallel-size", "enforce-eager", "kv-cache-dtype", "dtype", "quantization", "block-size",
-    "cpu-offload-gb",
-)
+LAUNCH_KEYS = tuple(knob.flag for _, knob in LaunchParams.knobs() if knob.flag)
+"""Launch arguments worth keeping: the memory-relevant vLLM flags (LaunchParams' table)."""
 
 
 def store_path(path: str | os.PathLike | None = None) -> Path:

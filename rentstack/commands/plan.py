@@ -40,22 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     hw.add_argument("--preset", help="a named preset of the tier (e.g. 7gb: seed)")
     hw.add_argument("--all-tiers", action="store_true", help="fit --model on every GPU tier and print a matrix")
     v = p.add_argument_group("vLLM flags (unset: vLLM's default for that version and card)")
-    v.add_argument("--tp", type=int, metavar="N")
-    v.add_argument("--pp", type=int, metavar="N")
-    v.add_argument("--gpu-memory-utilization", type=float, metavar="F")
-    v.add_argument("--max-model-len", type=int, metavar="N")
-    v.add_argument("--max-num-seqs", type=int, metavar="N")
-    v.add_argument("--max-num-batched-tokens", type=int, metavar="N")
-    v.add_argument("--dtype", metavar="D")
-    v.add_argument("--quantization", metavar="Q")
-    v.add_argument("--kv-cache-dtype", metavar="auto|fp8")
-    v.add_argument("--block-size", type=int, metavar="N")
-    v.add_argument("--enforce-eager", action="store_true", default=None)
-    v.add_argument("--cpu-offload-gb", type=float, metavar="F")
-    v.add_argument("--vllm-version", metavar="X.Y.Z",
-                   help="the release whose accounting to model (any X.Y.Z); default with --tier: the release "
-                        "this machine's driver and cards run (rentstack/config/releases.yaml), else "
-                        f"{VLLM_VERSION}")
+    for name, knob in LaunchParams.knobs():  # one option per LaunchParams field; values converted by from_flags
+        if knob.kind is bool:
+            v.add_argument(*knob.options, dest=name, action="store_true", default=None, help=knob.doc)
+        else:
+            v.add_argument(*knob.options, dest=name, metavar=knob.kind.__name__.upper(), help=knob.doc)
     v.add_argument("--allow-long-max-model-len", action="store_true",
                    help="allow max_model_len above the model's limit (VLLM_ALLOW_LONG_MAX_MODEL_LEN=1)")
     out = p.add_argument_group("output")
@@ -71,9 +60,10 @@ _CLI_LABELS = {"gpu_mem_gib": "--gpu-mem-gib", "free_mem_gib": "--free-gib", "gp
 
 
 def _cli_params(args: argparse.Namespace) -> dict[str, Any]:
-    """The vLLM flags given on the command line, as LaunchParams fields (argparse's dest names are
-    the field names or their aliases), bounds checked."""
-    return LaunchParams.flags_to_fields({dest.replace("_", "-"): v for dest, v in vars(args).items()})
+    """The vLLM flags given on the command line, as LaunchParams fields, converted and bounds
+    checked (errors name the option as typed)."""
+    given = {knob.options[0]: getattr(args, name) for name, knob in LaunchParams.knobs()}
+    return LaunchParams.flags_to_fields(given)
 
 
 def _catalog_entry(name: str):
@@ -145,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         if args.gpu_mem_gib is None:
             raise RentstackError("give the card: --gpu-mem-gib FLOAT (total per card), or --tier NAME")
         arch, quant, label, names = _model(args)
-        gpus = args.gpus or (args.tp or 1) * (args.pp or 1)
+        cli = _cli_params(args)
+        gpus = args.gpus or cli.get("tp", 1) * cli.get("pp", 1)
         hw = Hardware(gpu_mem_gib=args.gpu_mem_gib, gpus=gpus, free_mem_gib=args.free_gib,
                       name=args.gpu_name).check(_CLI_LABELS)
         title = f"{label} on {gpus}× {args.gpu_mem_gib:g} GiB"

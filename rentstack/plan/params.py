@@ -83,6 +83,8 @@ class Knob:
     flag: str
     """vLLM's long flag, kebab-case, without the dashes ('' = rentstack's own input)."""
     kind: type
+    doc: str
+    """One line: what the value is and where its default comes from (also the CLI help)."""
     lo: float | None = None
     """Smallest allowed value (inclusive unless lo_open)."""
     hi: float | None = None
@@ -94,6 +96,11 @@ class Knob:
     aliases: tuple[str, ...] = ()
     """Other names accepted by from_flags (short CLI spellings)."""
 
+    @property
+    def options(self) -> list[str]:
+        """Command-line spellings: the aliases, then vLLM's flag (`rentstack plan` adds these)."""
+        return [f"--{name}" for name in (*self.aliases, self.flag) if name]
+
     def interval(self) -> str:
         if self.choices:
             return "one of " + ", ".join(map(str, self.choices))
@@ -101,44 +108,48 @@ class Knob:
         return f"{'(' if self.lo_open else '['}{fmt(self.lo)}, {fmt(self.hi)}]"
 
 
-def _knob(default: Any, flag: str, kind: type, **bounds: Any) -> Any:
-    return field(default=default, metadata={"knob": Knob(flag, kind, **bounds)})
-
-
+def _knob(default: Any, flag: str, kind: type, doc: str, **bounds: Any) -> Any:
+    return field(default=default, metadata={"knob": Knob(flag, kind, doc, **bounds)})
 
 
 @dataclass(frozen=True)
 class LaunchParams:
     """vLLM launch parameters that change memory. None means vLLM's default for that version and card."""
 
-    tp: int = _knob(1, "tensor-parallel-size", int, lo=1, hi=256, example=2, aliases=("tp",))
-    """--tensor-parallel-size."""
-    pp: int = _knob(1, "pipeline-parallel-size", int, lo=1, hi=256, example=1, aliases=("pp",))
-    """--pipeline-parallel-size."""
-    gpu_memory_utilization: float | None = _knob(None, "gpu-memory-utilization", float, lo=0, hi=1, lo_open=True,
-                                                 example=0.9)
-    """Fraction of each card vLLM may use, in (0, 1]; default from rules_for(version)."""
-    max_model_len: int | None = _knob(None, "max-model-len", int, lo=1, hi=MAX_CONTEXT, example=4096)
-    """Longest request (prompt + output) in tokens; default the model's limit."""
-    max_num_seqs: int | None = _knob(None, "max-num-seqs", int, lo=1, hi=65536, example=256)
-    """Concurrent sequences; default from rules_for(version).batch_defaults (256, or 1024 on big cards)."""
-    max_num_batched_tokens: int | None = _knob(None, "max-num-batched-tokens", int, lo=1, hi=MAX_CONTEXT,
-                                               example=8192)
-    """Tokens per scheduler step (profile-run size); default from rules_for(version).batch_defaults."""
-    dtype: str = _knob("auto", "dtype", str)
-    """Weight/activation dtype: auto, bfloat16, float16, float32 (checked by plan.weights)."""
-    quantization: str | None = _knob(None, "quantization", str)
-    """--quantization; None = what the checkpoint's quantization_config says (checked by plan.weights)."""
-    kv_cache_dtype: str = _knob("auto", "kv-cache-dtype", str)
-    """auto (= model dtype) or fp8 / fp8_e4m3 / fp8_e5m2 (checked by plan.kv)."""
-    block_size: int | None = _knob(None, "block-size", int, choices=(1, 8, 16, 32, 64, 128, 256), example=16)
-    """KV block size in tokens; default 16 on CUDA (64 for FlashMLA)."""
-    enforce_eager: bool = _knob(False, "enforce-eager", bool)
-    """Disable CUDA graphs."""
-    cpu_offload_gb: float = _knob(0.0, "cpu-offload-gb", float, lo=0, hi=4096, example=4)
-    """GiB of weights per GPU kept in host memory (vLLM multiplies by 1024**3)."""
-    vllm_version: str = _knob(VLLM_VERSION, "", str, aliases=("vllm-version",))
-    """vLLM release whose accounting to reproduce (rentstack's input, not a vLLM flag)."""
+    tp: int = _knob(1, "tensor-parallel-size", int, "GPUs each layer is split over (tensor parallelism).",
+                    lo=1, hi=256, example=2, aliases=("tp",))
+    pp: int = _knob(1, "pipeline-parallel-size", int, "Stages the layers are split into (pipeline parallelism).",
+                    lo=1, hi=256, example=1, aliases=("pp",))
+    gpu_memory_utilization: float | None = _knob(
+        None, "gpu-memory-utilization", float,
+        "Fraction of each card vLLM may use; default: vLLM's for the version (0.9, rules_for).",
+        lo=0, hi=1, lo_open=True, example=0.9)
+    max_model_len: int | None = _knob(None, "max-model-len", int,
+                                      "Longest request (prompt + output) in tokens; default the model's limit.",
+                                      lo=1, hi=MAX_CONTEXT, example=4096)
+    max_num_seqs: int | None = _knob(None, "max-num-seqs", int,
+                                     "Concurrent sequences; default: vLLM's for the version and card "
+                                     "(256, or 1024 on big cards; Rules.batch_defaults).", lo=1, hi=65536, example=256)
+    max_num_batched_tokens: int | None = _knob(None, "max-num-batched-tokens", int,
+                                               "Tokens per scheduler step (the profile run's size); default: vLLM's "
+                                               "for the version and card (Rules.batch_defaults).", lo=1, hi=MAX_CONTEXT, example=8192)
+    dtype: str = _knob("auto", "dtype", str,
+                       "Weight/activation dtype: auto, bfloat16, float16, float32 (checked by plan.weights).")
+    quantization: str | None = _knob(None, "quantization", str,
+                                     "Weight quantization; unset = the checkpoint's quantization_config "
+                                     "(checked by plan.weights).")
+    kv_cache_dtype: str = _knob("auto", "kv-cache-dtype", str,
+                                "KV cache dtype: auto (= model dtype) or fp8 / fp8_e4m3 / fp8_e5m2 (checked by plan.kv).")
+    block_size: int | None = _knob(None, "block-size", int, "KV block size in tokens; default 16 on CUDA (64 for FlashMLA).",
+                                   choices=(1, 8, 16, 32, 64, 128, 256), example=16)
+    enforce_eager: bool = _knob(False, "enforce-eager", bool, "Disable CUDA graphs (less memory, slower decoding).")
+    cpu_offload_gb: float = _knob(0.0, "cpu-offload-gb", float,
+                                  "GiB of weights per GPU kept in host memory (vLLM multiplies by 1024**3).",
+                                  lo=0, hi=4096, example=4)
+    vllm_version: str = _knob(VLLM_VERSION, "", str,
+                              "vLLM release whose accounting to model (rentstack's input, not a vLLM flag); "
+                              "`rentstack plan --tier` defaults to the release this machine's driver and cards run "
+                              f"(config/releases.yaml), else {VLLM_VERSION}.", aliases=("vllm-version",))
 
     def with_(self, **changes: Any) -> LaunchParams:
         return replace(self, **changes)
@@ -193,6 +204,11 @@ class LaunchParams:
                 continue
             out[knob.flag] = value
         return out
+
+    @classmethod
+    def knobs(cls) -> list[tuple[str, Knob]]:
+        """(field name, Knob) of every field, in order: the table the CLI and converters read."""
+        return list(_KNOBS.items())
 
     def check(self) -> None:
         """Every set value within its bounds; RentstackError names the first that is not."""

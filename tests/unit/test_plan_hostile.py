@@ -146,6 +146,8 @@ def test_malformed_config_in_render_names_the_field(capsys, tmp_path):
     (["--tier", "4090x1", "--free-gib", "-2"], "--free-gib -2.0 must be > 0"),
     (["--gpu-mem-gib", "24", "--max-model-len", "-5"], "max-model-len -5 is outside [1, 16777216]"),
     (["--gpu-mem-gib", "24", "--cpu-offload-gb", "-4"], "cpu-offload-gb -4.0 is outside [0, 4096]"),
+    (["--gpu-mem-gib", "24", "--max-model-len", "abc"], "max-model-len 'abc' is not a whole number"),
+    (["--gpu-mem-gib", "24", "--tp", "two"], "tp 'two' is not a whole number"),
 ])
 def test_plan_refuses_nonsense_sizes(argv, needle, capsys):
     for extra in ([], ["--fit"]):
