@@ -154,12 +154,19 @@ _ALIASES = {"n_embd": "hidden_size", "d_model": "hidden_size", "embed_dim": "hid
 class _Fields:
     """Typed, bounded reads from one object of a config.json; errors name the field and the file."""
 
-    def __init__(self, data: Any, where: str, prefix: str = "") -> None:
+    def __init__(self, data: Any, where: str, prefix: str = "", nested: Any = ()) -> None:
         self.data, self.where, self.prefix = data, where, prefix
+        self.nested = nested
+        """Keys that come from text_config when the top level and text_config are read as one."""
 
     def _bad(self, key: str, value: Any, what: str) -> RentstackError:
-        return RentstackError(f"{self.where}: {self.prefix}{key} is {value!r}, which is not {what}; correct it or use "
-                              "the model's config.json from its hub page")
+        try:
+            shown = json.dumps(value)[:60]
+        except (TypeError, ValueError):
+            shown = repr(value)[:60]
+        prefix = "text_config." if key in self.nested else self.prefix
+        return RentstackError(f"{self.where}: field {prefix}{key} is {shown}, which is not {what}; correct it or "
+                              "use the model's config.json from its hub page")
 
     def raw(self, *keys: str) -> tuple[str, Any]:
         """(key, value) of the first key that is set, or (first key, None)."""
@@ -312,8 +319,9 @@ def load_arch(source: str | Path | dict, *, allow_unknown: bool = False) -> Mode
     """
     cfg, where = _read_source(source)
     if not isinstance(cfg, dict):
-        raise RentstackError(f"{where}: the top level is a {type(cfg).__name__}, not an object ({{...}}); "
-                             "pass the model's config.json from its hub page")
+        kind = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(cfg), "value")
+        raise RentstackError(f"{where} holds a JSON {kind}, not an object of fields; pass the model's config.json "
+                             "from its hub page")
     c = _Fields(cfg, where)
     archs = c.names("architectures") or []
     arch = archs[0] if archs else str(cfg.get("model_type") or "unknown")
@@ -328,7 +336,7 @@ def load_arch(source: str | Path | dict, *, allow_unknown: bool = False) -> Mode
     # Multimodal configs keep the language model under text_config.
     sub = c.obj("text_config")
     t = _Fields({**{k: v for k, v in cfg.items() if k != "text_config"}, **sub} if sub else cfg, where,
-                "text_config." if sub else "")
+                nested=set(sub or ()))
 
     hidden = t.int("hidden_size", "n_embd", "d_model", need=True)
     layers = t.int("num_hidden_layers", "n_layer", "num_layers", need=True)
@@ -338,7 +346,7 @@ def load_arch(source: str | Path | dict, *, allow_unknown: bool = False) -> Mode
     vocab = t.int("vocab_size", need=True)
     maxpos = t.int("max_position_embeddings", "n_positions", "seq_length", need=True)
     rope_data = t.obj("rope_scaling") or {}
-    rope = _Fields(rope_data, where, f"{t.prefix}rope_scaling.")
+    rope = _Fields(rope_data, where, ("text_config." if "rope_scaling" in t.nested else "") + "rope_scaling.")
     if rope_data.get("rope_type", rope_data.get("type")) == "yarn" and rope_data.get(
         "original_max_position_embeddings"
     ):

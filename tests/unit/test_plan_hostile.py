@@ -85,33 +85,34 @@ def test_cpu_tier_in_range_values_still_render(capsys, tmp_path):
 
 # --- item 8: malformed config.json ------------------------------------------------------------
 MALFORMED = [
-    ({"hidden_size": "abc"}, "hidden_size is 'abc'"),
-    ({"hidden_size": "4096"}, "hidden_size is '4096'"),
-    ({"num_hidden_layers": 36.5}, "num_hidden_layers is 36.5"),
-    ({"hidden_size": math.nan}, "hidden_size is nan"),
-    ({"vocab_size": math.inf}, "vocab_size is inf"),
-    ({"num_attention_heads": 0}, "num_attention_heads is 0"),
-    ({"num_hidden_layers": 10**30}, "num_hidden_layers is 1000000000000000000000000000000"),
-    ({"hidden_size": -4096}, "hidden_size is -4096"),
-    ({"vocab_size": -5}, "vocab_size is -5"),
-    ({"intermediate_size": -12288}, "intermediate_size is -12288"),
-    ({"max_position_embeddings": -1}, "max_position_embeddings is -1"),
-    ({"hidden_size": True}, "hidden_size is True"),
-    ({"head_dim": "x"}, "head_dim is 'x'"),
-    ({"text_config": [1]}, "text_config is [1]"),
-    ({"rope_scaling": [1]}, "rope_scaling is [1]"),
-    ({"quantization_config": [1]}, "quantization_config is [1]"),
-    ({"quantization_config": {"quant_method": "awq", "bits": "x"}}, "quantization_config.bits is 'x'"),
-    ({"architectures": "Qwen3ForCausalLM"}, "architectures is 'Qwen3ForCausalLM'"),
-    ({"layer_types": [1, 2]}, "layer_types is [1, 2]"),
-    ({"torch_dtype": [1]}, "torch_dtype is [1]"),
+    ({"hidden_size": "abc"}, 'field hidden_size is "abc"'),
+    ({"hidden_size": "4096"}, 'field hidden_size is "4096"'),
+    ({"num_hidden_layers": 36.5}, "field num_hidden_layers is 36.5"),
+    ({"hidden_size": math.nan}, "field hidden_size is NaN"),
+    ({"vocab_size": math.inf}, "field vocab_size is Infinity"),
+    ({"num_attention_heads": 0}, "field num_attention_heads is 0"),
+    ({"num_hidden_layers": 10**30}, "field num_hidden_layers is 1000000000000000000000000000000"),
+    ({"hidden_size": -4096}, "field hidden_size is -4096"),
+    ({"vocab_size": -5}, "field vocab_size is -5"),
+    ({"intermediate_size": -12288}, "field intermediate_size is -12288"),
+    ({"max_position_embeddings": -1}, "field max_position_embeddings is -1"),
+    ({"hidden_size": True}, "field hidden_size is true"),
+    ({"head_dim": "x"}, 'field head_dim is "x"'),
+    ({"text_config": [1]}, "field text_config is [1]"),
+    ({"text_config": {"num_attention_heads": "x"}}, 'field text_config.num_attention_heads is "x"'),
+    ({"rope_scaling": [1]}, "field rope_scaling is [1]"),
+    ({"quantization_config": [1]}, "field quantization_config is [1]"),
+    ({"quantization_config": {"quant_method": "awq", "bits": "x"}}, 'field quantization_config.bits is "x"'),
+    ({"architectures": "Qwen3ForCausalLM"}, 'field architectures is "Qwen3ForCausalLM"'),
+    ({"layer_types": [1, 2]}, "field layer_types is [1, 2]"),
+    ({"torch_dtype": [1]}, "field torch_dtype is [1]"),
     ({"rope_scaling": {"rope_type": "yarn", "original_max_position_embeddings": 4096, "factor": math.nan}},
-     "rope_scaling.factor is nan"),
-    ({"vision_config": {"hidden_size": "x", "depth": 3}}, "vision_config.hidden_size is 'x'"),
+     "field rope_scaling.factor is NaN"),
+    ({"vision_config": {"hidden_size": "x", "depth": 3}}, 'field vision_config.hidden_size is "x"'),
 ]
 
 
-@pytest.mark.parametrize("change,needle", MALFORMED, ids=[n.split(" is ")[0] + str(i) for i, (_, n) in enumerate(MALFORMED)])
+@pytest.mark.parametrize("change,needle", MALFORMED, ids=[n.split(" is ")[0].split()[-1] + str(i) for i, (_, n) in enumerate(MALFORMED)])
 def test_malformed_config_names_the_field(change, needle, capsys, tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({**QWEN3_8B, **change}))  # NaN/Infinity are written as JSON allows them
@@ -123,7 +124,7 @@ def test_a_list_instead_of_an_object(capsys, tmp_path):
     path = tmp_path / "config.json"
     path.write_text("[1, 2]")
     code, _, err = _cli(capsys, "plan", "--model-config", str(path), "--gpu-mem-gib", "24")
-    _one_line_error(code, err, "the top level is a list, not an object")
+    _one_line_error(code, err, "holds a JSON list, not an object of fields")
 
 
 def test_malformed_config_in_render_names_the_field(capsys, tmp_path):
@@ -131,7 +132,7 @@ def test_malformed_config_in_render_names_the_field(capsys, tmp_path):
     path.write_text(json.dumps({**QWEN3_8B, "num_attention_heads": 0}))
     code, _, err = _cli(capsys, "render", "--tier", "4090x1", "--model-config", str(path),
                         "--state-dir", str(tmp_path / "out"))
-    _one_line_error(code, err, "num_attention_heads is 0")
+    _one_line_error(code, err, "field num_attention_heads is 0")
     assert not (tmp_path / "out").exists()
 
 
