@@ -19,12 +19,14 @@ from rentstack.versions import VLLM_VERSION
 OLDEST = (0, 5, 0)
 """The planner does not model releases before this."""
 
-_VERSION = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?")
+# A release number and an optional local/pre-release tail ('+582e.nv25.11', '.post1', '.1');
+# the whole string must be one (no spaces or control characters: the value reaches messages).
+_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:[.+-][0-9A-Za-z.+-]*)?")
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
     """'0.11.0+582e.nv25.11' → (0, 11, 0); '0.10.1.1' → (0, 10, 1); 'v0.19' → (0, 19, 0)."""
-    m = _VERSION.match(str(version))
+    m = _VERSION.fullmatch(str(version))
     if not m:
         raise RentstackError(f"vllm_version {version!r} is not a release number; use X.Y.Z, e.g. 0.32.0")
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
