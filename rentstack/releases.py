@@ -129,7 +129,7 @@ class Release(BaseModel):
     @property
     def rules(self):
         """This release's memory-accounting rules (the planner's one home of version rules)."""
-        from rentstack.plan.accounting import rules_for
+        from rentstack.plan.rules import rules_for
 
         return rules_for(self.version)
 
