@@ -138,7 +138,8 @@ def test_the_tier_says_the_interconnect_the_name_is_only_the_default():
     pcie = nt(Gpu(name="A100-PCIE-80GB", count=2, memory_gib=79.15, p2p=False))  # no P2P: no NVLink buffers
     said = nt(Gpu(name="A100-PCIE-80GB", count=2, memory_gib=79.15, nvlink=False))
     l40s = nt(Gpu(name="L40S", count=2, memory_gib=44.39, nvlink=True))  # the tier knows better than the name
-    assert guess - pcie == pytest.approx(1.85) and said == pcie
+    r = rules_for(LaunchParams().vllm_version)
+    assert guess - pcie == pytest.approx(r.non_torch_nvlink_gib - r.non_torch_pcie_gib) and said == pcie
     assert l40s == pytest.approx(guess)
     with pytest.raises(ValueError, match="nvlink true needs p2p true"):
         Gpu(name="H100", count=2, memory_gib=79.19, p2p=False, nvlink=True)
