@@ -11,6 +11,7 @@ BASE     ?=
 ARGS     ?=
 LOG      ?= -
 HOST     ?=
+HOSTS    ?=
 CONCURRENCY ?= 1,2,4,8
 VLLM     ?=
 
@@ -32,7 +33,7 @@ tier_flags = --tier $(call q,TIER) $(if $(value PRESET),--preset $(call q,PRESET
 
 .PHONY: help venv host image render up down status logs smoke top doctor plan compose.yaml \
         provision fab-status fab-down fab-bench \
-        test test-unit test-integration bench bench-up bench-planner bench-download bench-provision bench-serve clean
+        test test-unit test-integration bench bench-up bench-planner bench-download bench-provision bench-serve bench-replicas clean
 
 help: ## list the targets and variables
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -115,6 +116,10 @@ bench-download: venv ## fetch_weights.py vs `modelscope download` against a loca
 
 bench-serve: venv host ## load-test TIER's served endpoint over CONCURRENCY (table, JSON, PNG plot)
 	@$(RS) bench --tier $(call q,TIER) --concurrency $(call q,CONCURRENCY) $(ARGS)
+
+bench-replicas: venv host ## one replica vs two behind vLLM's router: make bench-replicas HOSTS=h1,h2 (after fab provision --replicas)
+	@test -n "$(value HOSTS)" || { echo "make bench-replicas: set HOSTS=h1,h2 (provisioned with fab provision --replicas)" >&2; exit 2; }
+	@$(PY) scripts/bench_replicas.py --hosts $(call q,HOSTS) --tier $(call q,TIER) --port $(call q,PORT) $(ARGS)
 
 bench-provision: venv ## first provision vs re-run on a test SSH host (see scripts/bench_provision.py --help)
 	@$(PY) scripts/bench_provision.py $(ARGS)
