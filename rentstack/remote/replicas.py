@@ -76,7 +76,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float)
 
 def serve_router(specs: list[HostSpec], auth: Auth, opts: Options, *, port: int, policy: str = "cache_aware",
                  seconds: float | None = None, echo: Callable[[str], None] = print, model_name: str = "") -> None:
-    """Tunnels to every replica's front door, the router on 127.0.0.1:port over them; until
+    """Tunnels to every replica's server port, the router on 127.0.0.1:port over them; until
     Ctrl-C (or `seconds`). The router is stopped and the tunnels closed on the way out."""
     python = _router_python()
     key_file = shared_key_file(opts)
@@ -86,13 +86,16 @@ def serve_router(specs: list[HostSpec], auth: Auth, opts: Options, *, port: int,
         for spec in specs:
             remote = stack.enter_context(Remote(spec, auth))
             url = stack.enter_context(remote.tunnel(free_local_port(), opts.port))
-            echo(f"replica {spec.label}: its front door 127.0.0.1:{opts.port} reached through SSH at {url}")
+            echo(f"replica {spec.label}: its server 127.0.0.1:{opts.port} reached through SSH at {url}")
             urls.append(url)
-        plan = RouterPlan(port=port, workers=tuple(urls), policy=policy)
+        plan = RouterPlan(port=port, workers=tuple(urls), policy=policy, metrics_port=free_local_port())
         with open(log, "ab") as out:
             proc = subprocess.Popen(plan.argv(python), stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         stack.callback(_stop, proc)
+        # `kill` (SIGTERM) must stop the router too: it runs in its own session and would outlive us.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        stack.callback(signal.signal, signal.SIGTERM, previous)
         endpoint = f"http://127.0.0.1:{port}"
         _wait_healthy(endpoint, proc, log, ROUTER_START_S)
         echo(f"router: {len(urls)} replicas, policy {policy}, health checks every {plan.health_interval_s} s; "
@@ -108,6 +111,10 @@ def serve_router(specs: list[HostSpec], auth: Auth, opts: Options, *, port: int,
                 raise RentstackError(f"the router stopped (code {proc.returncode}); see {log}")
         except KeyboardInterrupt:
             echo("router: stopping")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop(proc: subprocess.Popen) -> None:

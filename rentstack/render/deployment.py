@@ -122,7 +122,7 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
     cpu_kv_gib = 0
     config = model_config or (str(entry.config_path) if entry.config_path else None)
     if tier.accelerator == "cpu":
-        cpu_kv_gib, note = _cpu_kv_space(config, settings)
+        cpu_kv_gib, note = _cpu_kv_space(config, settings, force)
         notes.append(note)
     elif config is None:
         if not force:
@@ -225,7 +225,7 @@ def _summary(result) -> str:
             f"{result.max_concurrency:.2f} full-length requests at once{risk}")
 
 
-def _cpu_kv_space(config: str | None, settings: dict[str, object]) -> tuple[int, str]:
+def _cpu_kv_space(config: str | None, settings: dict[str, object], force: bool = False) -> tuple[int, str]:
     """VLLM_CPU_KVCACHE_SPACE (GiB): room for max-num-seqs full-length requests, at least 1,
     at most CPU_KV_MAX_GIB; max-model-len within the model's context (vLLM refuses more)."""
     seqs = int(settings.get("max-num-seqs", 4))
@@ -234,9 +234,12 @@ def _cpu_kv_space(config: str | None, settings: dict[str, object]) -> tuple[int,
         return 4, "cpu KV cache: 4 GiB (no config.json to size it from)"
     arch = planner.load_arch(config)
     if length > arch.max_position_embeddings:
-        raise RentstackError(
-            f"max-model-len {length} is above the model's limit {arch.max_position_embeddings} "
-            f"(max_position_embeddings in its config.json); set max-model-len to {arch.max_position_embeddings} or less")
+        if not force:
+            raise RentstackError(
+                f"max-model-len {length} is above the model's limit {arch.max_position_embeddings} "
+                f"(max_position_embeddings in its config.json); set max-model-len to {arch.max_position_embeddings} "
+                "or less (--force renders it anyway; vLLM will refuse it)")
+        length = arch.max_position_embeddings     # size the cache for what vLLM could ever hold
     per_token = planner.kv_bytes_per_token(arch, planner.LaunchParams(dtype=str(settings.get("dtype", "auto"))))
     need = per_token * seqs * length / 2**30
     gib = max(1, math.ceil(need * 1.1))

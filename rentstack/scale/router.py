@@ -34,6 +34,9 @@ class RouterPlan:
     workers: tuple[str, ...]
     policy: str = "cache_aware"
     health_interval_s: int = 2
+    metrics_port: int = 0
+    """The router's own Prometheus port, on 127.0.0.1; 0 = its default 29000, which a second
+    router on the same machine could not bind (it panics with "Address already in use")."""
 
     def __post_init__(self) -> None:
         if len(self.workers) < 2:
@@ -53,4 +56,6 @@ class RouterPlan:
                 "--health-check-endpoint", "/health",
                 # Start even when a replica is still loading; it joins when its /health answers.
                 "--worker-startup-timeout-secs", "5",
-                "--request-timeout-secs", "600"]
+                "--request-timeout-secs", "600",
+                "--prometheus-host", "127.0.0.1",
+                *(["--prometheus-port", str(self.metrics_port)] if self.metrics_port else [])]

@@ -89,11 +89,13 @@ def test_doctor_reads_the_live_servers_log(cpu_stack, capsys):
 
 
 def test_auto_fix_closes_the_loop_on_a_real_failure(smollm2, free_port, tmp_path, capsys):
-    """max-model-len above SmolLM2's 8192 makes real vLLM refuse to start; the doctor reads the
-    log, its first fix lowers the length, and the retry comes up healthy."""
+    """max-model-len above SmolLM2's 8192 makes real vLLM refuse to start (rendered with --force:
+    the render check would refuse it first); the doctor reads the log, its first fix lowers the
+    length, and the retry comes up healthy."""
     common = ["--tier", "cpu", "--state-dir", str(tmp_path), "--project", PROJECT + "-fix"]
     try:
-        code = main(["up", *common, "--port", str(free_port), "--set", "max-model-len=20000", "--auto-fix", "1"])
+        code = main(["up", *common, "--port", str(free_port), "--set", "max-model-len=20000", "--auto-fix", "1",
+                     "--force"])   # the render check refuses it; --force lets real vLLM do the refusing
         out = capsys.readouterr()
         assert code == 0, out.err[-2000:]
         assert "doctor: fix: {'max-model-len': 8192}" in out.err
@@ -106,7 +108,7 @@ def test_auto_fix_closes_the_loop_on_a_real_failure(smollm2, free_port, tmp_path
 def test_without_auto_fix_the_advice_is_printed_and_up_stops(smollm2, free_port, tmp_path, capsys):
     common = ["--tier", "cpu", "--state-dir", str(tmp_path), "--project", PROJECT + "-nofix"]
     try:
-        code = main(["up", *common, "--port", str(free_port), "--set", "max-model-len=20000"])
+        code = main(["up", *common, "--port", str(free_port), "--set", "max-model-len=20000", "--force"])
         err = capsys.readouterr().err
         assert code == 2
         assert "doctor: fix: {'max-model-len': 8192}" in err
