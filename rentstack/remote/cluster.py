@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rentstack.errors import RentstackError
+from rentstack.remote.options import write_local_secret
 from rentstack.scale import ray_cluster as rc
 
 JOIN_TIMEOUT_S = 60.0
@@ -141,10 +142,7 @@ def ray_token_file(opts) -> Path:  # noqa: ANN001 - rentstack.remote.options.Opt
     """The cluster's Ray auth token on this machine (0600), made once per tier and kept."""
     path = opts.local_state / f"ray-{opts.tier}" / "ray_token"
     if not path.is_file() or not path.read_text().strip():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
+        write_local_secret(path, secrets.token_hex(32))
     os.chmod(path, 0o600)
     return path
 

@@ -9,6 +9,7 @@ builds its flags and their --help from these fields; the package reads only ``Op
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,6 +20,16 @@ from rentstack.remote import download
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_HOSTS = REPO / ".rentstack" / "hosts"
+
+
+def write_local_secret(path: Path, text: str) -> None:
+    """A secret on this machine (a host's key, a replica set's key, a Ray token): created 0600
+    in a 0700 directory, so it is never readable by others, even briefly."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
 
 MAX_SECONDS = 7 * 24 * 3600
 """Upper bound for any timeout or duration flag: a week (a typo of 10^9 is refused)."""

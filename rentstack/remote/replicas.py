@@ -23,7 +23,7 @@ from pathlib import Path
 from rentstack.errors import RentstackError
 from rentstack.remote.connection import Remote, free_local_port
 from rentstack.remote.hosts import Auth, HostSpec
-from rentstack.remote.options import Options
+from rentstack.remote.options import Options, write_local_secret
 from rentstack.render.secrets import SECRETS_FILE, new_api_key, parse_api_key, secrets_env_text
 from rentstack.scale.router import ROUTER_REQUIREMENT, RouterPlan
 from rentstack.verify import ready_lines
@@ -40,10 +40,7 @@ def shared_key_file(opts: Options) -> Path:
     """The replica set's secrets.env (0600), made on first use and kept after."""
     path = replica_dir(opts) / SECRETS_FILE
     if not path.is_file() or not parse_api_key(path.read_text()):
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets_env_text(opts.tier, new_api_key()))
+        write_local_secret(path, secrets_env_text(opts.tier, new_api_key()))
     os.chmod(path, 0o600)
     return path
 

@@ -5,7 +5,6 @@ function the local executor writes with); the key stays the one already on the h
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from rentstack.errors import RentstackError
@@ -15,10 +14,10 @@ from rentstack.remote.facts import file_text_fact, sha256_fact
 from rentstack.remote.host_state import checksum
 from rentstack.remote.layout import cache_env
 from rentstack.remote.provision import host_tier
+from rentstack.remote.options import write_local_secret
 from rentstack.remote.steps import Step
 from rentstack.remote.steps.context import Ctx, Host, View
 from rentstack.render import Deployment, build_deployment
-from rentstack.errors import RentstackError
 from rentstack.render.artifacts import runtime_env_text, tier_files
 from rentstack.render.secrets import SECRETS_FILE, new_api_key, parse_api_key
 
@@ -111,9 +110,4 @@ def step(ctx: Ctx) -> Step:
 
 def save_local_key(ctx: Ctx, secrets_text: str) -> None:
     """A 0600 copy of the key on this machine, for curl through the tunnel."""
-    path = ctx.local_key_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets_text)
-    os.chmod(path, 0o600)
+    write_local_secret(ctx.local_key_file, secrets_text)
