@@ -14,7 +14,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from rentstack.remote.front import nginx_argv
 from rentstack.remote.layout import Layout
+from rentstack.render.front import FRONT_DIR
 from rentstack.render import compose_profile
 from rentstack.render.commands import compose_argv, compose_service
 from rentstack.config import Tier
@@ -110,9 +112,16 @@ def vllm_program(layout: Layout, tier: str) -> Program:
                    (d + "/runtime.env", d + "/secrets.env"))
 
 
+def front_program(layout: Layout, tier: str) -> Program:
+    """The front door: the host's nginx with the tier's rendered config; the key reaches it
+    through its environment (secrets.env), never its argv or config."""
+    d = layout.tier_dir(tier)
+    return Program("nginx", "front", nginx_argv(f"{d}/{FRONT_DIR}/nginx.conf"), (d + "/secrets.env",))
+
+
 def native_programs(layout: Layout, tier: str) -> tuple[Program, ...]:
-    """Every process the tier runs on a native host, the server first."""
-    return (vllm_program(layout, tier),)
+    """Every process the tier runs on a native host, the server first, then its front door."""
+    return (vllm_program(layout, tier), front_program(layout, tier))
 
 
 def native_stop(layout: Layout, tier: str, slugs: tuple[str, ...] = ("vllm",)) -> str:

@@ -16,7 +16,8 @@ from rentstack import __version__
 from rentstack.render.deployment import Deployment
 from rentstack.safe import check_text, env_line, yaml_scalar
 from rentstack.config import Tier, list_tiers
-from rentstack.versions import VLLM_CPU_IMAGE, VLLM_GPU_IMAGE, VLLM_VERSION
+from rentstack.render.front import CONTAINER_FRONT_DIR, FRONT_PORT
+from rentstack.versions import FRONT_IMAGE, VLLM_CPU_IMAGE, VLLM_GPU_IMAGE, VLLM_VERSION
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 CUSTOM_PROFILE = "gpu"
@@ -29,8 +30,6 @@ _HEALTH_URL = "http://127.0.0.1:8000/health"
 HEALTH_CPU = json.dumps(["CMD", "curl", "-fsS", "-o", "/dev/null", "--max-time", "5", _HEALTH_URL])
 HEALTH_GPU = json.dumps(["CMD", "python3", "-c",
                          f"import urllib.request; urllib.request.urlopen('{_HEALTH_URL}', timeout=5)"])
-
-
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
@@ -66,6 +65,11 @@ def image_for(tier: Tier) -> str:
     return VLLM_CPU_IMAGE if tier.accelerator == "cpu" else VLLM_GPU_IMAGE
 
 
+def render_front_conf(tier_name: str, values: dict[str, object]) -> str:
+    """nginx.conf of the front door; `values` from rentstack.render.front (compose or native)."""
+    return _env().get_template("nginx.conf.j2").render(version=__version__, tier=tier_name, **values)
+
+
 def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[tuple[str, str]]:
     values = [
         ("RENTSTACK_BIND", dep.bind),
@@ -74,6 +78,7 @@ def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[
         ("RENTSTACK_STATE_DIR", state_dir),
         ("RENTSTACK_CACHE_DIR", cache_dir),
         ("COMPOSE_PROFILES", compose_profile(dep.tier.name)),
+        ("RENTSTACK_TIER", dep.tier.name),
     ]
     if dep.tier.accelerator == "cpu":
         values.append(("RENTSTACK_CPU_KV_GIB", str(dep.cpu_kv_gib)))
@@ -126,4 +131,7 @@ def render_root_compose(tiers: list[Tier]) -> str:
         "start_period_s": 900, "health_test": HEALTH_GPU,
         "environment": [("HF_HUB_OFFLINE", '"1"'), ("NCCL_P2P_DISABLE", '"${RENTSTACK_NCCL_P2P_DISABLE:-0}"')],
     }
-    return _env().get_template("compose.yaml.j2").render(services=[*services, custom])
+    services = [*services, custom]
+    return _env().get_template("compose.yaml.j2").render(
+        services=services, profiles=", ".join(json.dumps(s["profile"]) for s in services),
+        front_image=FRONT_IMAGE, front_port=FRONT_PORT, front_dir=CONTAINER_FRONT_DIR)

