@@ -1,15 +1,13 @@
 """The front door on a native host (no Docker, e.g. AutoDL): the distribution's nginx, run by
 the native runner's supervisor beside vLLM, which listens on loopback only.
 
-Pure command builders and a fact parser; the steps run them. nginx comes from the host's own
+Pure command builders (the fact's parser is rentstack.remote.facts.parse_front); the steps run them. nginx comes from the host's own
 apt (nginx is in every Debian and Ubuntu); its njs module where the distribution packages it
 (Debian 12: libnginx-mod-http-js 0.7.9), else the key is compared by an nginx map kept in a
 0600 file (rentstack.render.front.key_map_text).
 """
 
 from __future__ import annotations
-
-import shlex
 
 JS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
 """Where Debian and Ubuntu put the njs module (/usr/share/nginx/modules links to it)."""
@@ -47,9 +45,3 @@ def nginx_argv(conf: str) -> tuple[str, ...]:
     """The front's command line: the rendered config only, no secret (nginx reads those from
     its environment or the 0600 key.map.conf)."""
     return ("nginx", "-g", "daemon off;", "-c", conf)
-
-
-def config_test(conf: str, env_files: tuple[str, ...]) -> str:
-    """`nginx -t` with the same environment the supervisor gives it."""
-    sources = " ".join(f". {shlex.quote(f)};" for f in env_files)
-    return f"( set -a; {sources} set +a; nginx -t -q -c {shlex.quote(conf)} )"
