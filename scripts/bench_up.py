@@ -11,7 +11,7 @@ and the ratio warm `make up` / direct start (goal ≤ 1.3);
 front door cost — the smoke request, alternately through nginx (127.0.0.1:8080) and straight
                   to vLLM (vllm:8000), both sent from inside the front container so that the
                   only difference is the proxy hop (goal: < 2 % fewer tokens/s).
-Usage: python scripts/bench_up.py [--runs 3] [--cold-runs 3] [--skip-cold] [--proxy-runs 10]
+Usage: python scripts/bench_up.py [--runs 3] [--cold-runs 3] [--skip-cold] [--proxy-runs 10] [--skip-direct]
 """
 
 from __future__ import annotations
@@ -147,6 +147,7 @@ def main() -> int:
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--skip-cold", action="store_true")
     ap.add_argument("--proxy-runs", type=int, default=10, help="request pairs for the front door's cost (0: skip)")
+    ap.add_argument("--skip-direct", action="store_true", help="skip the direct vLLM start (needs .venv-vllm)")
     args = ap.parse_args()
 
     cold: list[float] = []
@@ -165,9 +166,9 @@ def main() -> int:
         print(f"bench: warm make up #{i + 1}: {warm[-1]:.1f} s, smoke {tps[-1]:.1f} tokens/s", flush=True)
     proxy = proxy_cost(args.proxy_runs) if args.proxy_runs else None
     sh(["make", "down"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    python = ensure_vllm_venv()
     direct = []
-    for i in range(args.runs):
+    python = None if args.skip_direct else ensure_vllm_venv()
+    for i in range(0 if args.skip_direct else args.runs):
         direct.append(direct_start(python))
         print(f"bench: direct start #{i + 1}: {direct[-1]:.1f} s", flush=True)
 
@@ -175,9 +176,11 @@ def main() -> int:
     if cold:
         print(f"  cold make up (build included) : {med(cold)}")
     print(f"  warm make up to healthy       : {med(warm)}")
-    print(f"  direct vLLM start to healthy  : {med(direct)}")
+    if direct:
+        print(f"  direct vLLM start to healthy  : {med(direct)}")
     print(f"  smoke tokens/s                : {med(tps)}")
-    print(f"  warm make up / direct start   : {statistics.median(warm) / statistics.median(direct):.2f}  (goal <= 1.3)")
+    if direct:
+        print(f"  warm make up / direct start   : {statistics.median(warm) / statistics.median(direct):.2f}  (goal <= 1.3)")
     if proxy:
         front, straight = statistics.median(proxy["front"]), statistics.median(proxy["direct"])
         print(f"  tokens/s through the front    : {med(proxy['front'])}")
