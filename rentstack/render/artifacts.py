@@ -9,6 +9,7 @@ service), so `up`, `smoke` and `status` read one record instead of re-parsing th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 from dataclasses import dataclass
@@ -122,10 +123,12 @@ def tier_files(dep: Deployment, *, api_key: str, state_dir: str, cache_dir: str,
         raise RentstackError("internal: a TLS front needs its certificate and key")
     files: Files = {"vllm.yaml": (render_vllm_yaml(dep), PUBLIC)}
     if dep.runner == "compose":
-        files["compose.env"] = (render_compose_env(dep, state_dir, cache_dir), PUBLIC)
         values = compose_front_values(tls=dep.tls, require_key=dep.require_api_key)
-        for name, value in front_files(dep.tier.name, values, tls=tls if dep.tls else None).items():
+        front = front_files(dep.tier.name, values, tls=tls if dep.tls else None)
+        for name, value in front.items():
             files[f"{FRONT_DIR}/{name}"] = value
+        digest = hashlib.sha256(json.dumps(sorted((n, t) for n, (t, _) in front.items())).encode()).hexdigest()[:16]
+        files["compose.env"] = (render_compose_env(dep, state_dir, cache_dir, front_digest=digest), PUBLIC)
     else:
         files["runtime.env"] = (runtime_env_text(native_env(dep, cache_env or {})), PUBLIC)
         front_dir = f"{state_dir}/{dep.tier.name}/{FRONT_DIR}"

@@ -70,7 +70,7 @@ def render_front_conf(tier_name: str, values: dict[str, object]) -> str:
     return _env().get_template("nginx.conf.j2").render(version=__version__, tier=tier_name, **values)
 
 
-def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[tuple[str, str]]:
+def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str, front_digest: str = "") -> list[tuple[str, str]]:
     values = [
         ("RENTSTACK_BIND", dep.bind),
         ("RENTSTACK_PORT", str(dep.port)),
@@ -79,6 +79,8 @@ def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[
         ("RENTSTACK_CACHE_DIR", cache_dir),
         ("COMPOSE_PROFILES", compose_profile(dep.tier.name)),
         ("RENTSTACK_TIER", dep.tier.name),
+        # changes with front/'s files, so `up` recreates the front (only) when its config changed
+        ("RENTSTACK_FRONT_DIGEST", front_digest),
     ]
     if dep.tier.accelerator == "cpu":
         values.append(("RENTSTACK_CPU_KV_GIB", str(dep.cpu_kv_gib)))
@@ -88,9 +90,9 @@ def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[
     return values
 
 
-def render_compose_env(dep: Deployment, state_dir: str, cache_dir: str) -> str:
+def render_compose_env(dep: Deployment, state_dir: str, cache_dir: str, front_digest: str = "") -> str:
     """compose.env: every line made by safe.env_line, so no value can add a line of its own."""
-    lines = [env_line(key, value) for key, value in compose_env_values(dep, state_dir, cache_dir)]
+    lines = [env_line(key, value) for key, value in compose_env_values(dep, state_dir, cache_dir, front_digest)]
     return _env().get_template("compose.env.j2").render(version=__version__, tier=dep.tier.name, lines=lines)
 
 

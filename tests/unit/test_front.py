@@ -171,3 +171,17 @@ def test_front_program_has_no_secret_in_its_argv():
     assert program.argv == ("nginx", "-g", "daemon off;", "-c", "/root/autodl-tmp/.rentstack/deploy/cpu/front/nginx.conf")
     assert program.env_files == ("/root/autodl-tmp/.rentstack/deploy/cpu/secrets.env",)
     assert [p.slug for p in native_programs(layout, "cpu")] == ["vllm", "front"]
+
+
+def test_front_digest_in_compose_env_follows_the_front_files(tmp_path):
+    """compose recreates the front (and only it) when its config or certificate changes: the
+    digest of front/ reaches the service's labels through compose.env."""
+    def digest(**kw):
+        dep = build_deployment(load_tier("cpu"), models_dir="/m", **kw)
+        text = tier_files(dep, api_key="rs-" + "k" * 43, state_dir="/s", cache_dir="/c", metrics_token="rsm-x" * 9,
+                          tls=("CERT", "KEY") if dep.tls else None)["compose.env"][0]
+        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)["RENTSTACK_FRONT_DIGEST"]
+
+    plain = digest()
+    assert len(plain) == 16 and plain == digest()
+    assert digest(tls=True) != plain
