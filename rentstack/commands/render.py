@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="host port (default 8000)")
     p.add_argument("--bind", default="127.0.0.1", help="host address to publish on (default 127.0.0.1)")
     p.add_argument("--public", action="store_true", help="publish on 0.0.0.0 (needs the API key)")
+    p.add_argument("--tls", action="store_true", help="the front serves HTTPS on any bind (--public always does)")
+    p.add_argument("--tls-cert", help="certificate (PEM) for the front's HTTPS; default: a self-signed one")
+    p.add_argument("--tls-key", help="the certificate's private key (PEM, unencrypted)")
     p.add_argument("--no-api-key", action="store_true", help="serve without an API key (localhost only)")
     p.add_argument("--runner", choices=("compose", "native"), default="compose",
                    help="compose: paths inside the container; native: vLLM runs on the host itself")
@@ -71,11 +74,14 @@ def run(args: argparse.Namespace) -> int:
     dep = build_deployment(tier, args.model, sets, runner=args.runner, bind=bind, port=args.port,
                            models_dir=str(Path(args.models_dir).resolve()) if args.runner == "compose" else args.models_dir,
                            force=args.force, require_api_key=not args.no_api_key, model_config=args.model_config,
-                           release=release, measured=measured_for_tier(tier, args.model, release))
+                           release=release, measured=measured_for_tier(tier, args.model, release),
+                           tls=True if args.tls else None, tls_cert=args.tls_cert, tls_key=args.tls_key)
     out = write_deployment(dep, Path(args.state_dir), CACHE_DIR / "vllm")
     print(f"rendered tier {tier.name} ({dep.model.name}) into {out.directory}")
     for note in dep.notes:
         print(f"  {note}")
+    if out.tls_fingerprint:
+        print(f"  front serves HTTPS with {out.front_dir / 'tls.crt'}, SHA-256 fingerprint {out.tls_fingerprint}")
     if out.api_key_created:
         print(f"  new API key stored in {out.secrets_env} (mode 0600)")
     if not dep.require_api_key:

@@ -18,14 +18,15 @@ from rentstack.errors import RentstackError
 from rentstack.safe import check_name
 from rentstack.local.compose import Stack
 from rentstack.local.docker import port_free, require_docker
-from rentstack.local.image import build_cpu_image
+from rentstack.local.image import build_cpu_image, build_front_image
 from rentstack.local.models import ensure_model
 from rentstack.local.deploy_dir import read_api_key, read_record, write_deployment
 from rentstack.calibration import measured_for_tier
+from rentstack.render.front import FRONT_DIR
 from rentstack.render import build_deployment, compose_profile
 from rentstack.config.vllm_args import parse_set
 from rentstack.start import Attempt, calibrate, start_with_autofix
-from rentstack.verify import SMOKE_PROMPT, ready_lines, smoke
+from rentstack.verify import SMOKE_PROMPT, ready_lines, smoke, wait_healthy
 
 
 
@@ -37,7 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--bind", default="127.0.0.1")
-    p.add_argument("--public", action="store_true", help="publish on 0.0.0.0 (the API key stays required)")
+    p.add_argument("--public", action="store_true",
+                   help="publish on 0.0.0.0 over HTTPS (the API key stays required)")
+    p.add_argument("--tls", action="store_true", help="serve HTTPS on any bind (--public always does)")
+    p.add_argument("--tls-cert", help="certificate (PEM) for the front's HTTPS; default: a self-signed one")
+    p.add_argument("--tls-key", help="the certificate's private key (PEM, unencrypted)")
     p.add_argument("--force", action="store_true", help="start even when the planner predicts failure")
     p.add_argument("--auto-fix", type=int, default=0, metavar="N",
                    help="on a failed start, apply the doctor's first fix and retry, at most N times")
@@ -104,11 +109,13 @@ def run_up(args: argparse.Namespace) -> int:
         return build_deployment(tier, args.model, {**sets, **overrides}, bind=bind, port=args.port,
                                 models_dir=str(models_dir.resolve()), force=args.force,
                                 model_config=args.model_config, release=release,
-                                measured=measured_for_tier(tier, args.model, release))
+                                measured=measured_for_tier(tier, args.model, release),
+                                tls=True if args.tls else None, tls_cert=args.tls_cert, tls_key=args.tls_key)
 
     dep = deploy({})
     if tier.accelerator == "cpu":
         build_cpu_image(**({"base": args.base} if args.base else {}))
+    build_front_image(**({"base": args.base} if args.base else {}))
     ensure_model(dep.model, models_dir)
 
     def start(overrides: dict, attempt: int) -> Attempt:
@@ -122,7 +129,7 @@ def run_up(args: argparse.Namespace) -> int:
                                  f"choose another with PORT=... (make) or --port")
         print(f"up: starting {stack.service} (attempt {attempt + 1}/{args.auto_fix + 1}); "
               f"waiting up to {wait_s} s for /health")
-        if stack.up(wait_timeout=wait_s):
+        if stack.up(wait_timeout=wait_s) and _front_answers(rendered.directory):
             return Attempt(ok=True, result=(stack, rendered))
         log = stack.logs()
         tail = "\n".join(log.splitlines()[-6:])
@@ -137,8 +144,26 @@ def run_up(args: argparse.Namespace) -> int:
     if tier.accelerator == "gpu":
         calibrate(stack.logs(), tier.gpu.name, tier.gpu.memory_gib, dep.model.name)
     record = read_record(rendered.directory)
-    print("\n" + "\n".join(ready_lines(record.endpoint, record.served_model_name, str(rendered.secrets_env))))
+    cert = _cert(rendered.directory)
+    print("\n" + "\n".join(ready_lines(record.endpoint, record.served_model_name, str(rendered.secrets_env),
+                                       cert=cert, fingerprint=rendered.tls_fingerprint)))
     return 0
+
+
+def _front_answers(tier_dir: Path) -> bool:
+    """GET /health through the published port: nginx is up and reaches vLLM (compose has
+    already waited for vLLM's own healthcheck, so this normally answers at once)."""
+    endpoint = read_record(tier_dir).endpoint
+    if wait_healthy(endpoint, timeout=30, interval=0.1, cafile=_cert(tier_dir)):
+        return True
+    print(f"up: the front door at {endpoint} does not answer GET /health", file=sys.stderr)
+    return False
+
+
+def _cert(tier_dir: Path) -> str | None:
+    """The HTTPS front's certificate, for clients to trust (self-signed or not)."""
+    cert = tier_dir / FRONT_DIR / "tls.crt"
+    return str(cert) if cert.is_file() else None
 
 
 def _stderr(line: str) -> None:
@@ -173,7 +198,7 @@ def run_smoke(args: argparse.Namespace) -> int:
     tier_dir = Path(args.state_dir) / check_name("--tier", args.tier)
     record = read_record(tier_dir)
     key = read_api_key(tier_dir / record.secrets_file)
-    result = smoke(record.endpoint, key, record.served_model_name, args.prompt, max_tokens=64)
+    result = smoke(record.endpoint, key, record.served_model_name, args.prompt, max_tokens=64, cafile=_cert(tier_dir))
     if args.json:
         print(json.dumps({"reply": result.text, "completion_tokens": result.completion_tokens,
                           "seconds": round(result.seconds, 3), "tokens_per_s": round(result.tokens_per_s, 2)}))

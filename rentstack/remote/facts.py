@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, TypeVar
 
 from rentstack.errors import RentstackError
+from rentstack.remote.front import FRONT_FACT_COMMAND
 
 T = TypeVar("T")
 
@@ -717,11 +718,42 @@ def command_fact(name: str, command: str, parse: Callable[[str, int], T]) -> Fac
     return Fact(name, command, parse)
 
 
+# --------------------------------------------------------------------------- the front door (native)
+
+
+@dataclass(frozen=True)
+class FrontFacts:
+    nginx: str | None          # version, None when nginx is not installed
+    njs: bool                  # the njs module is installed
+    njs_packaged: bool         # apt can install it
+
+    @property
+    def njs_usable(self) -> bool:
+        """After the install step the front can use njs."""
+        return self.njs or self.njs_packaged
+
+    @property
+    def ready(self) -> bool:
+        """Nothing to install: nginx is there, with njs when the distribution offers it."""
+        return self.nginx is not None and (self.njs or not self.njs_packaged)
+
+
+def parse_front(output: str, code: int = 0) -> FrontFacts:
+    """FRONT_FACT_COMMAND's output (rentstack.remote.front): key=value lines."""
+    values = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+    return FrontFacts(nginx=values.get("nginx", "").strip() or None, njs=values.get("njs", "").strip() == "yes",
+                      njs_packaged=values.get("njs_packaged", "").strip() == "yes")
+
+
+FRONT = Fact("front", FRONT_FACT_COMMAND, parse_front)
+"""nginx and njs on a native host, for the front door (read again after installing)."""
+
+
 STEP_PARSERS: dict[str, Callable[[str, int], Any]] = {
     "df_space": parse_df_space, "df_size": parse_df_size, "shm_size": parse_df_size, "ok": parse_ok,
     "file_sizes": parse_file_sizes, "sha256": parse_sha256sums, "file_text": parse_text,
     "venv_marker": parse_venv_marker, "compose_state": parse_compose_state, "log_tail": parse_output,
-    "download_manifest": parse_manifest_fact,
+    "download_manifest": parse_manifest_fact, "front": parse_front,
 }
 """The parsers of the facts above, by the name their golden cases use."""
 

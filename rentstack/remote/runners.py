@@ -14,7 +14,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from rentstack.remote.front import nginx_argv
 from rentstack.remote.layout import Layout
+from rentstack.render.front import FRONT_DIR
 from rentstack.render import compose_profile
 from rentstack.render.commands import compose_argv, compose_service
 from rentstack.config import Tier
@@ -139,10 +141,18 @@ def idle_env(layout: Layout, tier: str, port: int, window: str, action: str) -> 
             "RENTSTACK_IDLE_TARGET": f"native:{layout.pidfile(tier)}"}
 
 
+def front_program(layout: Layout, tier: str) -> Program:
+    """The front door: the host's nginx with the tier's rendered config; the key reaches it
+    through its environment (secrets.env), never its argv or config."""
+    d = layout.tier_dir(tier)
+    return Program("nginx", "front", nginx_argv(f"{d}/{FRONT_DIR}/nginx.conf"), (d + "/secrets.env",))
+
+
 def native_programs(layout: Layout, tier: str, idle: bool = False) -> tuple[Program, ...]:
-    """Every process the tier runs on a native host, the server first; the idle watchdog when an
-    idle window is set (stopping passes idle=True: stop whatever may run)."""
-    return (vllm_program(layout, tier), *((idle_program(layout, tier),) if idle else ()))
+    """Every process the tier runs on a native host: the server first, then its front door, then
+    the idle watchdog when an idle window is set (stopping passes idle=True: stop whatever may run)."""
+    return (vllm_program(layout, tier), front_program(layout, tier),
+            *((idle_program(layout, tier),) if idle else ()))
 
 
 def native_stop(layout: Layout, tier: str, slugs: tuple[str, ...] = ("vllm",)) -> str:

@@ -9,14 +9,17 @@ service), so `up`, `smoke` and `status` read one record instead of re-parsing th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 from dataclasses import dataclass
 
 from rentstack import __version__
 from rentstack.errors import RentstackError
-from rentstack.render.deployment import Deployment
-from rentstack.render.secrets import SECRETS_FILE, secrets_env_text
+from rentstack.render.deployment import Deployment, native_vllm_port
+from rentstack.render.front import (FRONT_DIR, compose_front_values, front_files, key_map_text,
+                                    native_front_values)
+from rentstack.render.secrets import METRICS_VAR, SECRETS_FILE, secrets_env_text
 from rentstack.render.templates import compose_profile, render_compose_env, render_vllm_yaml
 
 RECORD_FILE = "deployment.json"
@@ -28,14 +31,14 @@ Files = dict[str, tuple[str, int]]
 """File name inside the tier directory -> (text, mode)."""
 
 
-def endpoint_url(bind: str, port: int) -> str:
-    """Where a client on the serving machine reaches the server (no trailing /v1).
+def endpoint_url(bind: str, port: int, tls: bool = False) -> str:
+    """Where a client on the serving machine reaches the server (no trailing /v1): the front door.
 
     A wildcard bind is reached on loopback; an IPv6 literal needs brackets in a URL."""
     host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{int(port)}"
+    return f"{'https' if tls else 'http'}://{host}:{int(port)}"
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class DeploymentRecord:
 def deployment_record(dep: Deployment) -> DeploymentRecord:
     profile = compose_profile(dep.tier.name)
     return DeploymentRecord(tier=dep.tier.name, runner=dep.runner, served_model_name=dep.model.name,
-                            endpoint=endpoint_url(dep.bind, dep.port), compose_profile=profile,
+                            endpoint=endpoint_url(dep.bind, dep.port, dep.tls), compose_profile=profile,
                             service=f"vllm-{profile}", require_api_key=dep.require_api_key)
 
 
@@ -104,18 +107,38 @@ def native_env(dep: Deployment, cache_env: dict[str, str]) -> dict[str, str]:
 
 
 def tier_files(dep: Deployment, *, api_key: str, state_dir: str, cache_dir: str,
-               cache_env: dict[str, str] | None = None) -> Files:
+               cache_env: dict[str, str] | None = None, metrics_token: str = "",
+               tls: tuple[str, str] | None = None, log_dir: str | None = None, njs: bool = True) -> Files:
     """The tier directory's files for ``dep``'s runner.
 
     compose: vllm.yaml, compose.env (paths as the machine running compose sees them:
-    ``state_dir`` holds the tier directories, ``cache_dir`` vLLM's compile cache).
-    native: vllm.yaml, runtime.env (``cache_env`` puts the caches on the data disk).
-    Both: secrets.env (0600) and deployment.json."""
+    ``state_dir`` holds the tier directories, ``cache_dir`` vLLM's compile cache), and the
+    front door's front/nginx.conf and front/auth.js (plus ``tls``, the PEM certificate and
+    key, when ``dep.tls``).
+    native: vllm.yaml, runtime.env (``cache_env`` puts the caches on the data disk), and the
+    front's files for the host's own nginx: its access log in ``log_dir``, the key checked by
+    njs, or (``njs`` False: the host's distribution has no njs module) by key.map.conf (0600).
+    Both: secrets.env (0600: the key and ``metrics_token``) and deployment.json."""
+    if dep.tls and tls is None:
+        raise RentstackError("internal: a TLS front needs its certificate and key")
     files: Files = {"vllm.yaml": (render_vllm_yaml(dep), PUBLIC)}
     if dep.runner == "compose":
-        files["compose.env"] = (render_compose_env(dep, state_dir, cache_dir), PUBLIC)
+        values = compose_front_values(tls=dep.tls, require_key=dep.require_api_key)
+        front = front_files(dep.tier.name, values, tls=tls if dep.tls else None)
+        for name, value in front.items():
+            files[f"{FRONT_DIR}/{name}"] = value
+        digest = hashlib.sha256(json.dumps(sorted((n, t) for n, (t, _) in front.items())).encode()).hexdigest()[:16]
+        files["compose.env"] = (render_compose_env(dep, state_dir, cache_dir, front_digest=digest), PUBLIC)
     else:
         files["runtime.env"] = (runtime_env_text(native_env(dep, cache_env or {})), PUBLIC)
-    files[SECRETS_FILE] = (secrets_env_text(dep.tier.name, api_key, dep.secret_env), PRIVATE)
+        front_dir = f"{state_dir}/{dep.tier.name}/{FRONT_DIR}"
+        values = native_front_values(bind=dep.bind, port=dep.port, vllm_port=native_vllm_port(dep.port),
+                                     front_dir=front_dir, log_dir=log_dir or f"{state_dir}/logs", tls=dep.tls,
+                                     require_key=dep.require_api_key, njs=njs, tier=dep.tier.name)
+        key_map = key_map_text(api_key, metrics_token) if dep.require_api_key and not njs else None
+        for name, value in front_files(dep.tier.name, values, tls=tls if dep.tls else None, key_map=key_map).items():
+            files[f"{FRONT_DIR}/{name}"] = value
+    extra = ((METRICS_VAR, metrics_token),) if metrics_token else ()
+    files[SECRETS_FILE] = (secrets_env_text(dep.tier.name, api_key, (*extra, *dep.secret_env)), PRIVATE)
     files[RECORD_FILE] = (render_deployment_json(dep), PUBLIC)
     return files

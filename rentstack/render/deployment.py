@@ -49,6 +49,9 @@ class Deployment:
     # Secrets from --set (hf-token -> HF_TOKEN): written only to the 0600 secrets.env.
     secret_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     release: Release | None = None       # the GPU build this host runs (None: the cpu tier)
+    tls: bool = False                    # the front serves HTTPS (certificate in front/tls.crt)
+    tls_cert: str | None = None          # a provided certificate (PEM); None with tls: self-signed
+    tls_key: str | None = None           # its private key (PEM)
 
     @property
     def vllm_version(self) -> str:
@@ -60,6 +63,22 @@ class Deployment:
         """Where vLLM finds the weights: inside the container, or on the host for native."""
         base = "/models" if self.runner == "compose" else self.models_dir
         return str(PurePosixPath(base) / self.model.source.dirname)
+
+
+def native_vllm_port(port: int) -> int:
+    """Where vLLM listens on a native host, behind the front on ``port``: 10000 above it
+    (8000 -> 18000, AutoDL's 6006 -> 16006), or below when that would pass 65535."""
+    return port + 10000 if port + 10000 <= 65535 else port - 10000
+
+
+def _is_loopback(bind: str) -> bool:
+    """Whether a (checked) bind address is this machine only."""
+    if bind == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_bind(bind: str, require_api_key: bool) -> None:
@@ -85,20 +104,26 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
                      *, runner: str = "compose", bind: str = "127.0.0.1", port: int = 8000,
                      models_dir: str = "./models", force: bool = False, require_api_key: bool = True,
                      model_config: str | None = None, release: Release | None = None,
-                     measured: planner.Measured | None = None) -> Deployment:
+                     measured: planner.Measured | None = None, tls: bool | None = None,
+                     tls_cert: str | None = None, tls_key: str | None = None) -> Deployment:
     """Merge tier + model + overrides, plan the memory values, and validate the result.
 
     ``release`` is the vLLM build a GPU host runs (rentstack.releases.choose); without one a
     GPU tier renders for the newest release. Settings are fitted to that release's own
     argument list and the planner models its memory accounting. ``measured``: figures from an
     earlier start on this card and release (rentstack.calibration.measured_for_tier); they
-    replace the planner's estimates where they carry over."""
+    replace the planner's estimates where they carry over. ``tls`` None means: HTTPS exactly
+    when the front is published beyond loopback (--public) or a certificate is given."""
     if runner not in ("compose", "native"):
         raise RentstackError(f"runner {runner!r} is unknown; use compose or native")
     if not 1 <= port <= 65535:
         raise RentstackError(f"port {port} is out of range: use 1-65535")
     _check_bind(bind, require_api_key)
     env_value("--models-dir", models_dir)   # it goes into compose.env: refuse what that cannot carry
+    if (tls_cert is None) != (tls_key is None):
+        raise RentstackError("tls: give both --tls-cert and --tls-key (PEM files), or neither for a self-signed one")
+    if tls is None:
+        tls = not _is_loopback(bind) or tls_cert is not None
     entry = resolve_model(model if model is not None else tier.model)
     if tier.accelerator == "cpu":
         release = None
@@ -138,11 +163,12 @@ def build_deployment(tier: Tier, model: str | None = None, sets: dict[str, objec
     if runner == "compose":
         where = {"host": "0.0.0.0", "port": CONTAINER_PORT}
     else:
-        where = {"host": bind, "port": port}
+        # The native runner's front door (nginx) takes bind:port; vLLM listens on loopback only.
+        where = {"host": "127.0.0.1", "port": native_vllm_port(port)}
     deployment = Deployment(tier=tier, model=entry, settings={}, runner=runner, bind=bind, port=port,
                             models_dir=models_dir, plan=plan, notes=notes, cpu_kv_gib=cpu_kv_gib,
                             require_api_key=require_api_key, secret_env=secret_env,
-                            release=release)
+                            release=release, tls=tls, tls_cert=tls_cert, tls_key=tls_key)
     final = {"model": deployment.model_path, **served, **where, **dict(sorted(settings.items()))}
     return replace(deployment, settings=final)
 

@@ -12,6 +12,9 @@ from rentstack.safe import env_line, read_env_value
 
 SECRETS_FILE = "secrets.env"
 KEY_VAR = "VLLM_API_KEY"
+METRICS_VAR = "RENTSTACK_METRICS_TOKEN"
+"""A second secret that opens only /metrics at the front door (for a scraper that should not
+hold the API key)."""
 
 
 def new_api_key() -> str:
@@ -19,16 +22,26 @@ def new_api_key() -> str:
     return "rs-" + secrets.token_urlsafe(32)
 
 
-def parse_api_key(text: str) -> str | None:
-    """The key in a secrets.env's text, or None."""
+def new_metrics_token() -> str:
+    return "rsm-" + secrets.token_urlsafe(32)
+
+
+def parse_secret(text: str, var: str) -> str | None:
+    """The value of ``var`` in a secrets.env's text, or None."""
     for line in text.splitlines():
-        if line.startswith(f"{KEY_VAR}="):
+        if line.startswith(f"{var}="):
             return read_env_value(line.split("=", 1)[1]) or None
     return None
 
 
+def parse_api_key(text: str) -> str | None:
+    """The key in a secrets.env's text, or None."""
+    return parse_secret(text, KEY_VAR)
+
+
 def secrets_env_text(tier_name: str, key: str, extra: tuple[tuple[str, str], ...] = ()) -> str:
-    """The secrets.env a tier's server reads VLLM_API_KEY (and HF_TOKEN, ...) from (to be written 0600);
+    """The secrets.env a tier's server and front read VLLM_API_KEY (and RENTSTACK_METRICS_TOKEN,
+    HF_TOKEN, ...) from (to be written 0600);
     every line through safe.env_line, so no value can add a line of its own."""
     lines = [env_line(name, value, secret=True) for name, value in ((KEY_VAR, key), *extra)]
-    return f"# API key for the vLLM server of tier {tier_name}; keep this file 0600\n" + "\n".join(lines) + "\n"
+    return f"# API key (and other secrets) of tier {tier_name}; keep this file 0600\n" + "\n".join(lines) + "\n"

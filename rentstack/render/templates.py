@@ -18,7 +18,8 @@ from rentstack.render.deployment import Deployment
 from rentstack.safe import check_text, env_line, yaml_scalar
 from rentstack.config import Tier, list_tiers
 from rentstack.releases import Release, default_release
-from rentstack.versions import VLLM_CPU_IMAGE
+from rentstack.render.front import CONTAINER_FRONT_DIR, FRONT_PORT
+from rentstack.versions import FRONT_IMAGE, VLLM_CPU_IMAGE
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 CUSTOM_PROFILE = "gpu"
@@ -31,8 +32,6 @@ _HEALTH_URL = "http://127.0.0.1:8000/health"
 HEALTH_CPU = json.dumps(["CMD", "curl", "-fsS", "-o", "/dev/null", "--max-time", "5", _HEALTH_URL])
 HEALTH_GPU = json.dumps(["CMD", "python3", "-c",
                          f"import urllib.request; urllib.request.urlopen('{_HEALTH_URL}', timeout=5)"])
-
-
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
@@ -80,7 +79,12 @@ def _gpu_image_ref() -> str:
     return "${RENTSTACK_VLLM_IMAGE:-%s}" % default_release().image
 
 
-def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[tuple[str, str]]:
+def render_front_conf(tier_name: str, values: dict[str, object]) -> str:
+    """nginx.conf of the front door; `values` from rentstack.render.front (compose or native)."""
+    return _env().get_template("nginx.conf.j2").render(version=__version__, tier=tier_name, **values)
+
+
+def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str, front_digest: str = "") -> list[tuple[str, str]]:
     values = [
         ("RENTSTACK_BIND", dep.bind),
         ("RENTSTACK_PORT", str(dep.port)),
@@ -88,6 +92,9 @@ def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[
         ("RENTSTACK_STATE_DIR", state_dir),
         ("RENTSTACK_CACHE_DIR", cache_dir),
         ("COMPOSE_PROFILES", compose_profile(dep.tier.name)),
+        ("RENTSTACK_TIER", dep.tier.name),
+        # changes with front/'s files, so `up` recreates the front (only) when its config changed
+        ("RENTSTACK_FRONT_DIGEST", front_digest),
     ]
     if dep.tier.accelerator == "cpu":
         values.append(("RENTSTACK_CPU_KV_GIB", str(dep.cpu_kv_gib)))
@@ -98,9 +105,9 @@ def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str) -> list[
     return values
 
 
-def render_compose_env(dep: Deployment, state_dir: str, cache_dir: str) -> str:
+def render_compose_env(dep: Deployment, state_dir: str, cache_dir: str, front_digest: str = "") -> str:
     """compose.env: every line made by safe.env_line, so no value can add a line of its own."""
-    lines = [env_line(key, value) for key, value in compose_env_values(dep, state_dir, cache_dir)]
+    lines = [env_line(key, value) for key, value in compose_env_values(dep, state_dir, cache_dir, front_digest)]
     return _env().get_template("compose.env.j2").render(version=__version__, tier=dep.tier.name, lines=lines)
 
 
@@ -142,4 +149,7 @@ def render_root_compose(tiers: list[Tier]) -> str:
         "start_period_s": 900, "health_test": HEALTH_GPU,
         "environment": [("HF_HUB_OFFLINE", '"1"'), ("NCCL_P2P_DISABLE", '"${RENTSTACK_NCCL_P2P_DISABLE:-0}"')],
     }
-    return _env().get_template("compose.yaml.j2").render(services=[*services, custom])
+    services = [*services, custom]
+    return _env().get_template("compose.yaml.j2").render(
+        services=services, profiles=", ".join(json.dumps(s["profile"]) for s in services),
+        front_image=FRONT_IMAGE, front_port=FRONT_PORT, front_dir=CONTAINER_FRONT_DIR)

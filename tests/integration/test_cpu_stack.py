@@ -1,5 +1,6 @@
-"""The CPU tier end to end: `rentstack up` serves the real model with real vLLM in real Docker,
-answers a chat request with the key, refuses one without it, and goes down."""
+"""The CPU tier end to end: `rentstack up` serves the real model with real vLLM in real Docker
+behind the front door (nginx), answers a chat request with the key, refuses one without it,
+and goes down."""
 
 from __future__ import annotations
 
@@ -48,8 +49,14 @@ def test_cpu_tier_up_chat_401_down(cpu_stack, capsys):
     # bound to loopback only: the published port's host address is 127.0.0.1
     ps = subprocess.run(["docker", "compose", "-p", PROJECT, "ps", "--format", "json"],
                         capture_output=True, text=True, check=True).stdout
-    publishers = [p for line in ps.splitlines() if line.strip() for p in json.loads(line)["Publishers"]]
-    assert {(p["URL"], p["PublishedPort"]) for p in publishers if p["PublishedPort"]} == {("127.0.0.1", port)}
+    # ... by the front door alone; vLLM publishes nothing (tests/integration/test_front_door.py probes every route)
+    published = {(row["Service"], p["URL"], p["PublishedPort"]) for line in ps.splitlines() if line.strip()
+                 for row in [json.loads(line)] for p in row["Publishers"] if p["PublishedPort"]}
+    assert published == {("front", "127.0.0.1", port)}
+    assert urllib.request.urlopen(f"{url}/health", timeout=5).status == 200          # open without the key
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(f"{url}/invocations", data=b"{}", method="POST"), timeout=5)
+    assert refused.value.code == 401
 
     assert main(["smoke", *common]) == 0
     assert "tokens/s" in capsys.readouterr().out

@@ -57,7 +57,7 @@ class _nothing:
 
 def test_a_failed_write_leaves_the_previous_tree_and_no_staging(tmp_path, monkeypatch) -> None:
     good = write_deployment(_dep(), tmp_path, tmp_path / "c")
-    before = {p.name: p.read_text() for p in good.directory.iterdir()}
+    before = {p.name: p.read_text() for p in good.directory.rglob("*") if p.is_file()}
 
     def full(path, text, mode):
         raise OSError(28, "No space left on device")
@@ -65,7 +65,7 @@ def test_a_failed_write_leaves_the_previous_tree_and_no_staging(tmp_path, monkey
     monkeypatch.setattr(deploy_dir, "_write", full)
     with pytest.raises(OSError):
         write_deployment(_dep(2), tmp_path, tmp_path / "c")
-    assert {p.name: p.read_text() for p in good.directory.iterdir()} == before
+    assert {p.name: p.read_text() for p in good.directory.rglob("*") if p.is_file()} == before
     assert _files(tmp_path) == ["cpu"]
 
 
@@ -120,7 +120,8 @@ def test_deployment_json_records_endpoint_and_served_name(tmp_path) -> None:
     dep = build_deployment(load_tier("cpu"), None, {}, bind="0.0.0.0", port=18000, models_dir="/m")
     out = write_deployment(dep, tmp_path, tmp_path / "c")
     record = read_record(out.directory)
-    assert (record.endpoint, record.served_model_name, record.service) == ("http://127.0.0.1:18000", "smollm2-135m",
+    # bound to 0.0.0.0: the front serves HTTPS (a self-signed certificate unless one is given)
+    assert (record.endpoint, record.served_model_name, record.service) == ("https://127.0.0.1:18000", "smollm2-135m",
                                                                            "vllm-cpu")
     data = json.loads(out.record.read_text())
     assert data["generated_by"].startswith("rentstack") and "do not edit" in data["generated_by"]

@@ -254,7 +254,7 @@ def _check_safe(case: dict, argv: list[str], baseline: Path) -> None:
     rendered = state / tier
     want_env = set(_env_lines(baseline / "cpu" / "compose.env"))
     assert set(_env_lines(rendered / "compose.env")) == want_env
-    assert set(_env_lines(rendered / "secrets.env")) <= {"VLLM_API_KEY", "HF_TOKEN"}
+    assert set(_env_lines(rendered / "secrets.env")) <= {"VLLM_API_KEY", "RENTSTACK_METRICS_TOKEN", "HF_TOKEN"}
     vllm = yaml.safe_load((rendered / "vllm.yaml").read_text())
     assert set(vllm) == set(yaml.safe_load((baseline / "cpu" / "vllm.yaml").read_text()))
     if "--models-dir" in argv:

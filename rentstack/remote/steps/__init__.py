@@ -152,14 +152,15 @@ def plan_lines(steps: list[Step]) -> list[str]:
 
 def provision_steps(ctx: Ctx) -> list[Step]:
     """Everything: disk, caches, weights, then (with the GPUs there) docker, runtime, render, server."""
-    from rentstack.remote.steps import caches, disk, docker, render, runtime, server, weights
+    from rentstack.remote.steps import caches, disk, docker, front, render, runtime, server, weights
 
     # A GPU tier on a host booted without GPU stops after the download: the runtime's
     # room is checked by the `fab up` that follows, on the host with its GPU.
     serves_now = ctx.tier.accelerator == "cpu" or bool(ctx.facts.gpus)
     # Docker (and the NVIDIA toolkit) only after the GPU gate: a no-GPU boot just downloads.
     return [*_release(ctx), disk.grow(ctx), disk.space(ctx, runtime=serves_now), caches.step(ctx), weights.step(ctx),
-            weights.gpu_gate(ctx), docker.step(ctx), runtime.step(ctx), render.step(ctx), server.step(ctx)]
+            weights.gpu_gate(ctx), docker.step(ctx), runtime.step(ctx), *front.steps(ctx), render.step(ctx),
+            server.step(ctx)]
 
 
 def _release(ctx: Ctx) -> list[Step]:
@@ -176,12 +177,12 @@ def download_steps(ctx: Ctx) -> list[Step]:
 
 
 def up_steps(ctx: Ctx) -> list[Step]:
-    from rentstack.remote.steps import disk, docker, render, runtime, server, weights
+    from rentstack.remote.steps import disk, docker, front, render, runtime, server, weights
 
     if ctx.tier.accelerator == "gpu" and not ctx.facts.gpus:
         raise RentstackError(f"tier {ctx.tier.name} needs a GPU but {ctx.label} has none "
                              "(nvidia-smi sees no GPU): boot the instance with its GPU, then run `fab up` again")
-    return [*_release(ctx), disk.space(ctx), docker.step(ctx), weights.step(ctx), runtime.step(ctx),
+    return [*_release(ctx), disk.space(ctx), docker.step(ctx), weights.step(ctx), runtime.step(ctx), *front.steps(ctx),
             render.step(ctx), server.step(ctx)]
 
 

@@ -16,10 +16,12 @@ from rentstack.remote.layout import cache_env
 from rentstack.remote.provision import host_tier
 from rentstack.remote.options import write_local_secret
 from rentstack.remote.steps import Step
+from rentstack.remote.steps import front as front_step
 from rentstack.remote.steps.context import Ctx, Host, View
 from rentstack.render import Deployment, build_deployment
 from rentstack.render.artifacts import runtime_env_text, tier_files
-from rentstack.render.secrets import SECRETS_FILE, new_api_key, parse_api_key
+from rentstack.render.secrets import (METRICS_VAR, SECRETS_FILE, new_api_key, new_metrics_token, parse_api_key,
+                                     parse_secret)
 
 Files = dict[str, tuple[str, int]]
 """Remote path -> (text, mode)."""
@@ -30,9 +32,12 @@ def deployment(ctx: Ctx) -> Deployment:
     if ctx.runner == "compose" and ctx.opts.idle_stop != "off":
         raise RentstackError("--idle-stop runs on the native runner for now (container rentals: AutoDL, RunPod, "
                              "Vast); on a Docker host use --runner native, or leave --idle-stop off")
+    # tls=False: the key is required on every route; HTTPS for a remote front needs its
+    # certificate kept on the host (not done yet: reach it through `fab tunnel` or AutoDL's proxy).
     return build_deployment(tier, ctx.opts.model, dict(ctx.opts.sets), runner=ctx.runner, bind=ctx.opts.bind,
                             port=ctx.opts.port, models_dir=ctx.layout.models, force=ctx.opts.force,
-                            release=ctx.release, measured=measured_for_tier(tier, ctx.opts.model, ctx.release))
+                            release=ctx.release, measured=measured_for_tier(tier, ctx.opts.model, ctx.release),
+                            tls=False)
 
 
 def secrets_path(ctx: Ctx) -> str:
@@ -54,11 +59,18 @@ def wanted_key(ctx: Ctx, view: View) -> str | None:
     return api_key(ctx, view)
 
 
-def files(ctx: Ctx, key: str) -> Files:
-    """Everything the server needs, with ``key`` in secrets.env (pure: no host access)."""
+def metrics_token(ctx: Ctx, view: View) -> str | None:
+    """The token that opens only /metrics at the front door, kept on the host like the key."""
+    return parse_secret(view.read(file_text_fact(secrets_path(ctx))) or "", METRICS_VAR)
+
+
+def files(ctx: Ctx, key: str, token: str, njs: bool = True) -> Files:
+    """Everything the server needs, with ``key`` and ``token`` in secrets.env; ``njs``: the
+    native front can check the key with njs (pure: no host access)."""
     tdir = ctx.layout.tier_dir(ctx.tier.name)
     texts = tier_files(deployment(ctx), api_key=key, state_dir=ctx.layout.deploy,
-                       cache_dir=f"{ctx.layout.cache}/vllm", cache_env=cache_env(ctx.layout))
+                       cache_dir=f"{ctx.layout.cache}/vllm", cache_env=cache_env(ctx.layout), metrics_token=token,
+                       log_dir=ctx.layout.log(ctx.tier.name).rsplit("/", 1)[0], njs=njs)
     out = {f"{tdir}/{name}": value for name, value in texts.items()}
     if ctx.runner == "compose":
         out[f"{ctx.layout.deploy}/compose.yaml"] = (runners.COMPOSE_FILE.read_text(), 0o644)
@@ -84,8 +96,8 @@ def changed(rendered: Files, view: View) -> list[str]:
 
 def current(ctx: Ctx, view: View) -> Files | None:
     """The files as they would be rendered now, or None when the host has no key yet."""
-    key = wanted_key(ctx, view)
-    return files(ctx, key) if key else None
+    key, token = wanted_key(ctx, view), metrics_token(ctx, view)
+    return files(ctx, key, token, front_step.njs_usable(ctx, view)) if key and token else None
 
 
 def step(ctx: Ctx) -> Step:
@@ -96,7 +108,9 @@ def step(ctx: Ctx) -> Step:
         return None
 
     def act(host: Host) -> str:
-        rendered = files(ctx, wanted_key(ctx, host.view()) or new_api_key())
+        view = host.view()
+        rendered = files(ctx, wanted_key(ctx, view) or new_api_key(), metrics_token(ctx, view) or new_metrics_token(),
+                         front_step.njs_usable(ctx, view))
         todo = changed(rendered, host.view())
         for path in todo:
             text, mode = rendered[path]

