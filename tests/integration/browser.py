@@ -63,6 +63,13 @@ def open_webui_chat(driver, url: str, email: str, password: str, question: str, 
     wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "input[type=email]"))).send_keys(email)
     driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    box = wait.until(EC.presence_of_element_located((By.ID, "chat-input")))
+    # A new user first gets the release notes ("What's New"), like anyone logging in: close them.
+    try:
+        WebDriverWait(driver, 10).until(EC.element_to_be_clickable(
+            (By.XPATH, "//button[contains(., \"Let's Go\")]"))).click()
+    except Exception:  # noqa: BLE001 - no dialog this time
+        pass
     box = wait.until(EC.element_to_be_clickable((By.ID, "chat-input")))
     box.click()
     box.send_keys(question)
