@@ -180,7 +180,7 @@ def _run(action: str, call: Call, dry_run: bool, auto_fix: object) -> None:
 
 
 _SERVE = ("tier", "model", "data_dir", "port", "bind", "runner", "project", "wheels", "health_timeout", "sets",
-          "force")
+          "force", "idle_stop", "idle_action")
 
 
 @host_task(*_SERVE, "endpoint", "hf_endpoint")

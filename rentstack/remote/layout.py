@@ -84,6 +84,11 @@ class Layout:
         return self._p(".rentstack", "supervise.sh")
 
     @property
+    def idle_watchdog(self) -> str:
+        """The idle-stop watchdog on a native host (copied from rentstack/idle/watchdog.py)."""
+        return self._p(".rentstack", "idle-watchdog.py")
+
+    @property
     def docker_root(self) -> str:
         return self._p("docker")
 

@@ -91,6 +91,10 @@ class Options:
         "seconds to wait for /health (default 0: the tier's start period + 120)", lo=0, hi=MAX_SECONDS))
     sets: dict[str, object] = field(default_factory=dict, metadata=_help("vLLM setting KEY=VALUE (repeatable)"))
     force: bool = field(default=False, metadata=_help("start even when the planner predicts failure"))
+    idle_stop: str = field(default="off", metadata=_help(
+        "stop the server after this long without requests: 30m, 1h, 90s (default off)"))
+    idle_action: str = field(default="stop", metadata=_help(
+        "after the idle window: stop (the server) or poweroff (the instance, by the provider's own command)"))
     local_state: Path = LOCAL_HOSTS
 
     def __post_init__(self) -> None:
@@ -103,6 +107,11 @@ class Options:
             if value is not None:
                 _check_text(name, value)
         _check_abs_path("data_dir", self.data_dir)
+        from rentstack.render.around import check_idle
+        try:
+            object.__setattr__(self, "idle_stop", check_idle(str(self.idle_stop), str(self.idle_action)))
+        except RentstackError as exc:
+            raise InputError(f"--idle-stop/--idle-action: {exc}") from None
         if self.wheels is not None:
             _check_abs_path("wheels", self.wheels)
         try:

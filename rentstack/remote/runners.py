@@ -39,13 +39,14 @@ def q(path: str) -> str:
 # --------------------------------------------------------------------------- compose
 
 
-def compose_base(layout: Layout, tier: Tier, project: str) -> str:
+def compose_base(layout: Layout, tier: Tier, project: str, parts: tuple[str, ...] = ()) -> str:
+    """docker compose for the tier's profile, plus the parts around it (rentstack.render.around)."""
     return shlex.join(compose_argv(project_dir=layout.deploy, env_file=layout.tier_dir(tier.name) + "/compose.env",
-                                   profile=compose_profile(tier.name), project=project))
+                                   profile=compose_profile(tier.name), project=project, extra_profiles=parts))
 
 
-def compose_up(layout: Layout, tier: Tier, project: str, wait_s: int) -> str:
-    return f"{compose_base(layout, tier, project)} up -d --wait --wait-timeout {int(wait_s)}"
+def compose_up(layout: Layout, tier: Tier, project: str, wait_s: int, parts: tuple[str, ...] = ()) -> str:
+    return f"{compose_base(layout, tier, project, parts)} up -d --wait --wait-timeout {int(wait_s)}"
 
 
 def compose_state(layout: Layout, tier: Tier, project: str) -> str:
@@ -57,7 +58,8 @@ def compose_logs(layout: Layout, tier: Tier, project: str, tail: int) -> str:
 
 
 def compose_down(layout: Layout, tier: Tier, project: str) -> str:
-    return f"{compose_base(layout, tier, project)} down --remove-orphans"
+    """Down with the idle watchdog's profile too: compose leaves the services of inactive profiles running."""
+    return f"{compose_base(layout, tier, project, ('idle-stop',))} down --remove-orphans"
 
 
 # --------------------------------------------------------------------------- native
@@ -119,9 +121,31 @@ def front_program(layout: Layout, tier: str) -> Program:
     return Program("nginx", "front", nginx_argv(f"{d}/{FRONT_DIR}/nginx.conf"), (d + "/secrets.env",))
 
 
-def native_programs(layout: Layout, tier: str) -> tuple[Program, ...]:
-    """Every process the tier runs on a native host, the server first, then its front door."""
-    return (vllm_program(layout, tier), front_program(layout, tier))
+IDLE_WATCHDOG = Path(__file__).resolve().parents[1] / "idle" / "watchdog.py"
+IDLE_ENV = "idle.env"
+
+
+def idle_program(layout: Layout, tier: str) -> Program:
+    """The idle-stop watchdog (rentstack/idle/watchdog.py, standard library) with the host's python3;
+    idle.env says what to watch and what to stop, secrets.env gives the metrics token."""
+    d = layout.tier_dir(tier)
+    return Program("idle-stop", "idle-stop", ("python3", layout.idle_watchdog),
+                   (d + "/" + IDLE_ENV, d + "/secrets.env"))
+
+
+def idle_env(layout: Layout, tier: str, port: int, window: str, action: str) -> dict[str, str]:
+    """idle.env of the native watchdog: reads the server's /metrics on this host and stops its
+    supervisor (the vLLM pid file) after `window`."""
+    return {"RENTSTACK_IDLE_STOP": window, "RENTSTACK_IDLE_ACTION": action, "RENTSTACK_IDLE_INTERVAL": "15",
+            "RENTSTACK_IDLE_METRICS_URL": f"http://127.0.0.1:{int(port)}/metrics",
+            "RENTSTACK_IDLE_TARGET": f"native:{layout.pidfile(tier)}"}
+
+
+def native_programs(layout: Layout, tier: str, idle: bool = False) -> tuple[Program, ...]:
+    """Every process the tier runs on a native host: the server, its front door, and the idle watchdog when
+    an idle window is set (stopping passes idle=True: stop whatever may run)."""
+    return (vllm_program(layout, tier), front_program(layout, tier),
+            *((idle_program(layout, tier),) if idle else ()))
 
 
 def native_stop(layout: Layout, tier: str, slugs: tuple[str, ...] = ("vllm",)) -> str:

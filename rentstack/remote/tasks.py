@@ -129,7 +129,7 @@ def down(spec: HostSpec, auth: Auth, opts: Options) -> str:
             host.check(runners.compose_down(ctx.layout, ctx.tier, opts.project), "docker compose down")
             what = "containers removed"
         else:
-            slugs = tuple(p.slug for p in runners.native_programs(ctx.layout, ctx.tier.name))
+            slugs = tuple(p.slug for p in runners.native_programs(ctx.layout, ctx.tier.name, idle=True))
             _, out = host.run(runners.native_stop(ctx.layout, ctx.tier.name, slugs))
             what = " ".join(out.split()) or "stopped"
         host.forget(ctx.key("server"))
