@@ -33,7 +33,7 @@ tier_flags = --tier $(call q,TIER) $(if $(value PRESET),--preset $(call q,PRESET
              $(foreach s,$(value SET),--set $(call qw,$(s)))
 
 .PHONY: help venv host image render up down status logs smoke top doctor plan compose.yaml \
-        provision fab-status fab-down \
+        provision fab-status fab-down fab-bench \
         test test-unit test-integration bench bench-up bench-planner bench-download bench-provision bench-serve clean
 
 help: ## list the targets and variables
@@ -85,6 +85,9 @@ provision: venv ## provision a rented host over SSH: make provision HOST='ssh -p
 
 fab-status: venv ## the server on a rented host: make fab-status HOST=...
 	@$(VENV)/bin/fab status --host $(call q,HOST) --tier $(call q,TIER)
+
+fab-bench: venv ## load-test a rented host's server through an SSH tunnel: make fab-bench HOST=... [CONCURRENCY=]
+	@$(VENV)/bin/fab bench --host $(call q,HOST) --tier $(call q,TIER) --concurrency $(call q,CONCURRENCY)
 
 fab-down: venv ## stop the server on a rented host: make fab-down HOST=...
 	@$(VENV)/bin/fab down --host $(call q,HOST) --tier $(call q,TIER)

@@ -49,11 +49,16 @@ _HELP = {
     "seconds": f"close after N seconds (default 0: until Ctrl-C; at most {MAX_SECONDS})",
     "interval": "seconds between reads of /metrics (1-3600, default 2)",
     "once": "print one frame (two reads --interval apart) and exit",
+    "concurrency": "concurrency levels, comma-separated (default 1,2,4,8)",
+    "input_len": "prompt tokens per request (1-131072, default 128)",
+    "output_len": "generated tokens per request (1-32768, default 32)",
+    "out": "output directory (default .rentstack/hosts/<host>/bench/<tier>-<time>)",
 }
 
 
 _BOUNDS = {**Options.flag_bounds(), "auto_fix": (0, 5), "tail": (1, 100_000), "local_port": (0, 65535),
-           "seconds": (0, MAX_SECONDS), "interval": (1, 3600)}
+           "seconds": (0, MAX_SECONDS), "interval": (1, 3600),
+           "input_len": (1, 131072), "output_len": (1, 32768)}
 """Every integer flag's range: Options' fields, then the tasks' own flags."""
 
 
@@ -252,3 +257,20 @@ def top(c, call: Call, interval=2, once=False, local_port=0):
     every = check_int("interval", interval, *_BOUNDS["interval"])
     local = check_int("local_port", local_port, *_BOUNDS["local_port"]) or call.opts.port
     watch(_one(call, "top"), call.auth, call.opts, interval=float(every), once=once, local_port=local)
+
+
+@host_task("tier", "data_dir", "port")
+def bench(c, call: Call, concurrency="1,2,4,8", input_len=128, output_len=32, out=""):
+    """Load-test the host's server through an SSH tunnel: vLLM's benchmark per concurrency level (table, JSON, PNG)."""
+    from pathlib import Path
+
+    from rentstack.bench.remote import bench_host
+    from rentstack.bench.sweep import BenchSettings, parse_levels
+
+    try:
+        settings = BenchSettings(concurrency=parse_levels(str(concurrency)),
+                                 input_len=check_int("input_len", input_len, *_BOUNDS["input_len"]),
+                                 output_len=check_int("output_len", output_len, *_BOUNDS["output_len"]))
+    except ValueError as exc:
+        raise Exit(f"error: --concurrency: {exc}", code=EXIT_INPUT) from None
+    print(bench_host(_one(call, "bench"), call.auth, call.opts, settings, Path(out) if out else None))

@@ -1,9 +1,11 @@
-"""`fab up --idle-stop ... --idle-action poweroff` on the native SSH host (after test_fab_provision
-has installed vLLM there): the supervised watchdog stops the idle server and runs the power-off
-command. Only `shutdown` is replaced, by a script earlier on PATH that records its call."""
+"""After test_fab_provision has the native SSH host serving: `fab bench` load-tests it through
+the SSH tunnel, then `fab up --idle-stop ... --idle-action poweroff` makes the supervised
+watchdog stop the idle server and run the power-off command. Only `shutdown` is replaced, by a
+script earlier on PATH that records its call."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -11,6 +13,20 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RECORD = "/root/poweroff-calls.txt"
+
+
+def test_fab_bench_through_the_tunnel(hosts, fab, tmp_path) -> None:
+    host = hosts["native"]
+    out = tmp_path / "bench"
+    r = fab("bench", "--host", host.address, "--data-dir", host.data_dir, "--port", str(host.server_port),
+            "--concurrency", "1,2", "--input-len", "32", "--output-len", "8", "--out", str(out))
+    assert r.code == 0, r.text
+    assert "through an SSH tunnel" in r.out and "< predicted max" not in r.out   # planner says 4; levels 1,2
+    data = json.loads((out / "bench.json").read_text())
+    assert [row["concurrency"] for row in data["rows"]] == [1, 2]
+    assert all(row["completed"] == 4 and row["failed"] == 0 for row in data["rows"])
+    assert data["prediction"]["concurrency"] == 4
+    assert (out / "bench.png").stat().st_size > 10_000
 
 
 def test_native_idle_stop_stops_the_server_and_powers_off(hosts, fab) -> None:
