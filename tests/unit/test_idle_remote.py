@@ -20,10 +20,10 @@ def test_options_check_the_idle_flags():
 
 def test_native_watchdog_program_and_env():
     layout = Layout("/root/autodl-tmp")
-    assert [p.slug for p in runners.native_programs(layout, "cpu")] == ["vllm"]
+    assert "idle-stop" not in [p.slug for p in runners.native_programs(layout, "cpu")]
     progs = runners.native_programs(layout, "cpu", idle=True)
-    assert [p.slug for p in progs] == ["vllm", "idle-stop"]
-    idle = progs[1]
+    assert [p.slug for p in progs][0] == "vllm" and [p.slug for p in progs][-1] == "idle-stop"
+    idle = progs[-1]
     assert idle.argv == ("python3", "/root/autodl-tmp/.rentstack/idle-watchdog.py")
     assert idle.env_files == ("/root/autodl-tmp/.rentstack/deploy/cpu/idle.env",
                               "/root/autodl-tmp/.rentstack/deploy/cpu/secrets.env")
