@@ -6,7 +6,7 @@ ARG BASE=rentstack/debian-base:bookworm
 FROM ${BASE}
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY entrypoint.sh /usr/local/bin/rentstack-prometheus
 EXPOSE 9090
 ENTRYPOINT ["sh", "/usr/local/bin/rentstack-prometheus"]
