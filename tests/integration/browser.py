@@ -53,6 +53,7 @@ def quit_chrome(driver) -> None:
 def open_webui_chat(driver, url: str, email: str, password: str, question: str, screenshot: Path,
                     timeout: float = 240) -> str:
     """Log in to Open WebUI, ask `question` in a new chat, return the model's answer as shown."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
@@ -79,8 +80,12 @@ def open_webui_chat(driver, url: str, email: str, password: str, question: str, 
     deadline = time.monotonic() + timeout
     last, stable_since = "", time.monotonic()
     while time.monotonic() < deadline:
-        answers = driver.find_elements(By.ID, "response-content-container")
-        text = answers[-1].text.strip() if answers else ""
+        try:
+            answers = driver.find_elements(By.ID, "response-content-container")
+            text = answers[-1].text.strip() if answers else ""
+        except StaleElementReferenceException:      # re-rendered while streaming: read again
+            time.sleep(0.2)
+            continue
         if text != last:
             last, stable_since = text, time.monotonic()
         elif text and time.monotonic() - stable_since > 4:
