@@ -62,6 +62,7 @@ def compose_env_values(profiles: tuple[str, ...], idle_stop: str, idle_action: s
         ("RENTSTACK_IDLE_STOP", idle_stop),
         ("RENTSTACK_IDLE_ACTION", idle_action),
         ("RENTSTACK_WEBUI_PORT", str(WEBUI_PORT)),
+        ("RENTSTACK_WEBUI_MODEL_PARAMS", "{}"),   # the UI's default sampling parameters (JSON); {} = the model's
         ("RENTSTACK_PROMETHEUS_DIR", f"{state_dir}/prometheus"),
         ("RENTSTACK_WEBUI_DIR", f"{state_dir}/webui"),
     ]

@@ -45,12 +45,15 @@ def around(smollm2, tmp_path_factory):
     api, ui = port(), port()
     common = ["--tier", "cpu", "--state-dir", str(state), "--project", PROJECT]
     os.environ["RENTSTACK_WEBUI_PORT"] = str(ui)       # compose: the shell wins over compose.env
+    # A 135M model rambles at the UI's default temperature: greedy and short, so the answer is checkable.
+    os.environ["RENTSTACK_WEBUI_MODEL_PARAMS"] = '{"temperature": 0, "max_tokens": 48}'
     try:
         assert main(["up", *common, "--port", str(api), "--profiles", "webui monitoring"]) == 0
         yield state, api, ui
     finally:
         main(["down", *common])
         os.environ.pop("RENTSTACK_WEBUI_PORT", None)
+        os.environ.pop("RENTSTACK_WEBUI_MODEL_PARAMS", None)
 
 
 def _prometheus(state: Path, path: str) -> dict:
