@@ -14,6 +14,9 @@ HOST     ?=
 HOSTS    ?=
 CONCURRENCY ?= 1,2,4,8
 VLLM     ?=
+PROFILES ?=
+IDLE_STOP ?= off
+IDLE_ACTION ?= stop
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -53,8 +56,9 @@ image: venv host ## build the vLLM CPU and front-door (nginx) images from packag
 render: venv ## render .rentstack/TIER/ (vLLM config, compose values, API key)
 	@$(RS) render $(tier_flags) $(ARGS)
 
-up: venv host ## start TIER (default cpu) and wait until healthy; AUTO_FIX=N retries with the doctor's fix
-	@$(RS) up $(tier_flags) --auto-fix $(call q,AUTO_FIX) $(if $(value BASE),--base $(call q,BASE)) $(ARGS)
+up: venv host ## start TIER (default cpu) and wait until healthy; PROFILES="webui monitoring", IDLE_STOP=30m; AUTO_FIX=N retries
+	@$(RS) up $(tier_flags) --auto-fix $(call q,AUTO_FIX) $(if $(value BASE),--base $(call q,BASE)) \
+	  --profiles $(call q,PROFILES) --idle-stop $(call q,IDLE_STOP) --idle-action $(call q,IDLE_ACTION) $(ARGS)
 
 down: venv ## stop TIER
 	@$(RS) down --tier $(call q,TIER)

@@ -7,6 +7,7 @@ set -uo pipefail
 pytest=$1; shift
 if [ "${CI:-}" = "true" ]; then
   bash scripts/prepare-host.sh || { echo "run-tests: CI needs Docker and could not prepare it" >&2; exit 1; }
+  bash scripts/prepare-browser.sh || { echo "run-tests: CI needs chromium for the UI test and could not install it" >&2; exit 1; }
 elif ! docker info >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   bash scripts/prepare-host.sh || echo "run-tests: could not prepare Docker; integration tests will skip"
 fi

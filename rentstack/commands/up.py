@@ -11,12 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rentstack.commands._common import CACHE_DIR, REPO, STATE_DIR, add_tier_args, tier_from_args
 from rentstack.errors import RentstackError
 from rentstack.safe import check_name
+from rentstack.local.around import ADMIN_EMAIL, ensure_prometheus_dir, ensure_webui_files, read_env_file
 from rentstack.local.compose import Stack
+from rentstack.local.profile_images import build_profile_images
+from rentstack.render import around
+from rentstack.render.around import check_idle, check_profiles
 from rentstack.local.docker import port_free, require_docker
 from rentstack.local.image import build_cpu_image, build_front_image
 from rentstack.local.models import ensure_model
@@ -52,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vllm-version", metavar="X.Y.Z[+cuNNN]", default=None,
                    help="GPU tiers: this vLLM release instead of the newest one this machine's driver and cards run "
                         "(checked the same way; rentstack/config/releases.yaml)")
+    p.add_argument("--profiles", default="", metavar="'webui monitoring'",
+                   help="parts to run beside the server: webui, monitoring (space- or comma-separated)")
+    p.add_argument("--idle-stop", default="off", metavar="WINDOW",
+                   help="stop the server after WINDOW (30m, 1h, 90s) without requests (default off)")
+    p.add_argument("--idle-action", default="stop", choices=("stop", "poweroff"),
+                   help="after the idle window: stop the server (default) or also power the host off")
     p.set_defaults(func=run_up)
 
     for name, helptext, func in (("down", "stop and remove a tier's containers", run_down),
@@ -105,17 +116,31 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"up: {choice.line}")
         release = choice.release
 
+    profiles = check_profiles(args.profiles.replace(",", " ").split())
+    idle_stop = check_idle(args.idle_stop, args.idle_action)
+    if idle_stop != "off" and args.idle_action == "poweroff":
+        raise RentstackError("--idle-action poweroff: under docker compose the watchdog can stop the server but not "
+                             "power the host off; use `fab provision --idle-stop ... --idle-action poweroff` on a "
+                             "rented host, or --idle-action stop here")
+
     def deploy(overrides: dict):
-        return build_deployment(tier, args.model, {**sets, **overrides}, bind=bind, port=args.port,
-                                models_dir=str(models_dir.resolve()), force=args.force,
-                                model_config=args.model_config, release=release,
-                                measured=measured_for_tier(tier, args.model, release),
-                                tls=True if args.tls else None, tls_cert=args.tls_cert, tls_key=args.tls_key)
+        dep = build_deployment(tier, args.model, {**sets, **overrides}, bind=bind, port=args.port,
+                               models_dir=str(models_dir.resolve()), force=args.force,
+                               model_config=args.model_config, release=release,
+                               measured=measured_for_tier(tier, args.model, release),
+                               tls=True if args.tls else None, tls_cert=args.tls_cert, tls_key=args.tls_key)
+        return replace(dep, profiles=profiles, idle_stop=idle_stop, idle_action=args.idle_action)
 
     dep = deploy({})
     if tier.accelerator == "cpu":
         build_cpu_image(**({"base": args.base} if args.base else {}))
     build_front_image(**({"base": args.base} if args.base else {}))
+    part_profiles = around.active_profiles("", profiles, idle_stop)[1:]
+    build_profile_images(part_profiles, **({"base": args.base} if args.base else {}))
+    if "webui" in profiles:
+        ensure_webui_files(state_dir)
+    if "monitoring" in profiles:
+        ensure_prometheus_dir(state_dir)
     ensure_model(dep.model, models_dir)
 
     def start(overrides: dict, attempt: int) -> Attempt:
@@ -147,6 +172,7 @@ def run_up(args: argparse.Namespace) -> int:
     cert = _cert(rendered.directory)
     print("\n" + "\n".join(ready_lines(record.endpoint, record.served_model_name, str(rendered.secrets_env),
                                        cert=cert, fingerprint=rendered.tls_fingerprint)))
+    _print_parts(stack, dep, state_dir, record.endpoint)
     return 0
 
 
@@ -168,6 +194,20 @@ def _cert(tier_dir: Path) -> str | None:
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def _print_parts(stack: Stack, dep, state_dir: Path, endpoint: str) -> None:
+    if "webui" in dep.profiles:
+        host = endpoint.rsplit(":", 1)[0]
+        port = read_env_file(stack.env_file).get("RENTSTACK_WEBUI_PORT") or around.WEBUI_PORT
+        print(f"chat UI: {host}:{port}/  (log in as {ADMIN_EMAIL}; password: WEBUI_ADMIN_PASSWORD in "
+              f"{(state_dir / 'webui' / 'admin.env').resolve()}, mode 0600)")
+    if "monitoring" in dep.profiles:
+        print("metrics: Prometheus scrapes /metrics through the front every 5 s; query it with "
+              f"`{' '.join(stack.cmd('exec', 'prometheus', 'curl', '-s', 'localhost:9090/api/v1/targets'))}`")
+    if dep.idle_stop != "off":
+        print(f"idle stop: the server stops after {dep.idle_stop} without requests "
+              f"(watch it: {' '.join(stack.cmd('logs', '-f', 'idle-stop'))})")
 
 
 def run_down(args: argparse.Namespace) -> int:

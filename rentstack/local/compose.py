@@ -26,9 +26,21 @@ class Stack:
     def service(self) -> str:
         return compose_service(self.profile)
 
+    @property
+    def profiles(self) -> list[str]:
+        """The tier's profile and the parts rendered with it (COMPOSE_PROFILES in compose.env):
+        passed as flags, because a --profile flag makes compose ignore COMPOSE_PROFILES."""
+        names = [self.profile]
+        if self.env_file.is_file():
+            for line in self.env_file.read_text().splitlines():
+                if line.startswith("COMPOSE_PROFILES="):
+                    names += [p for p in line.split("=", 1)[1].split(",") if p and p not in names]
+        return names
+
     def cmd(self, *args: str) -> list[str]:
         return compose_argv(*args, project_dir=str(self.compose_file.parent), compose_file=str(self.compose_file),
-                            env_file=str(self.env_file), profile=self.profile, project=self.project)
+                            env_file=str(self.env_file), profile=self.profile, project=self.project,
+                            extra_profiles=tuple(self.profiles[1:]))
 
     def up(self, wait_timeout: int) -> bool:
         """`up -d --wait`: True once the service is healthy, False if it failed or timed out."""

@@ -40,13 +40,14 @@ def q(path: str) -> str:
 # --------------------------------------------------------------------------- compose
 
 
-def compose_base(layout: Layout, tier: Tier, project: str) -> str:
+def compose_base(layout: Layout, tier: Tier, project: str, parts: tuple[str, ...] = ()) -> str:
+    """docker compose for the tier's profile, plus the parts around it (rentstack.render.around)."""
     return shlex.join(compose_argv(project_dir=layout.deploy, env_file=layout.tier_dir(tier.name) + "/compose.env",
-                                   profile=compose_profile(tier.name), project=project))
+                                   profile=compose_profile(tier.name), project=project, extra_profiles=parts))
 
 
-def compose_up(layout: Layout, tier: Tier, project: str, wait_s: int) -> str:
-    return f"{compose_base(layout, tier, project)} up -d --wait --wait-timeout {int(wait_s)}"
+def compose_up(layout: Layout, tier: Tier, project: str, wait_s: int, parts: tuple[str, ...] = ()) -> str:
+    return f"{compose_base(layout, tier, project, parts)} up -d --wait --wait-timeout {int(wait_s)}"
 
 
 def compose_state(layout: Layout, tier: Tier, project: str) -> str:
@@ -58,7 +59,8 @@ def compose_logs(layout: Layout, tier: Tier, project: str, tail: int) -> str:
 
 
 def compose_down(layout: Layout, tier: Tier, project: str) -> str:
-    return f"{compose_base(layout, tier, project)} down --remove-orphans"
+    """Down with the idle watchdog's profile too: compose leaves the services of inactive profiles running."""
+    return f"{compose_base(layout, tier, project, ('idle-stop',))} down --remove-orphans"
 
 
 # --------------------------------------------------------------------------- native

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 
 def compose_argv(*args: str, project_dir: str, env_file: str, profile: str, project: str | None = None,
-                 compose_file: str | None = None) -> list[str]:
-    """``docker compose [-p P] --project-directory D -f F --env-file E --profile X ARGS...``;
-    the compose file defaults to D/compose.yaml."""
+                 compose_file: str | None = None, extra_profiles: tuple[str, ...] = ()) -> list[str]:
+    """``docker compose [-p P] --project-directory D -f F --env-file E --profile X [--profile Y...] ARGS...``;
+    the compose file defaults to D/compose.yaml. extra_profiles: the parts around the server
+    (webui, monitoring, idle-stop); a --profile flag makes compose ignore COMPOSE_PROFILES."""
     head = ["docker", "compose", *(["-p", project] if project else [])]
+    profiles = [flag for name in (profile, *extra_profiles) for flag in ("--profile", name)]
     return [*head, "--project-directory", project_dir, "-f", compose_file or f"{project_dir}/compose.yaml",
-            "--env-file", env_file, "--profile", profile, *args]
+            "--env-file", env_file, *profiles, *args]
 
 
 def compose_service(profile: str) -> str:

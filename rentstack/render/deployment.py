@@ -52,6 +52,9 @@ class Deployment:
     tls: bool = False                    # the front serves HTTPS (certificate in front/tls.crt)
     tls_cert: str | None = None          # a provided certificate (PEM); None with tls: self-signed
     tls_key: str | None = None           # its private key (PEM)
+    profiles: tuple[str, ...] = ()       # parts around the server: webui, monitoring (rentstack.render.around)
+    idle_stop: str = "off"               # idle window of the idle-stop watchdog ("off" or e.g. "30m")
+    idle_action: str = "stop"            # stop | poweroff
 
     @property
     def vllm_version(self) -> str:

@@ -14,6 +14,7 @@ import jinja2
 
 from rentstack import __version__
 from rentstack.errors import RentstackError
+from rentstack.render import around
 from rentstack.render.deployment import Deployment
 from rentstack.safe import check_text, env_line, yaml_scalar
 from rentstack.config import Tier, list_tiers
@@ -91,10 +92,12 @@ def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str, front_di
         ("RENTSTACK_MODELS_DIR", dep.models_dir),
         ("RENTSTACK_STATE_DIR", state_dir),
         ("RENTSTACK_CACHE_DIR", cache_dir),
-        ("COMPOSE_PROFILES", compose_profile(dep.tier.name)),
         ("RENTSTACK_TIER", dep.tier.name),
         # changes with front/'s files, so `up` recreates the front (only) when its config changed
         ("RENTSTACK_FRONT_DIGEST", front_digest),
+        ("COMPOSE_PROFILES", ",".join(around.active_profiles(compose_profile(dep.tier.name), dep.profiles,
+                                                             dep.idle_stop))),
+        *around.compose_env_values(dep.profiles, dep.idle_stop, dep.idle_action, state_dir, dep.model.name),
     ]
     if dep.tier.accelerator == "cpu":
         values.append(("RENTSTACK_CPU_KV_GIB", str(dep.cpu_kv_gib)))
@@ -152,4 +155,4 @@ def render_root_compose(tiers: list[Tier]) -> str:
     services = [*services, custom]
     return _env().get_template("compose.yaml.j2").render(
         services=services, profiles=", ".join(json.dumps(s["profile"]) for s in services),
-        front_image=FRONT_IMAGE, front_port=FRONT_PORT, front_dir=CONTAINER_FRONT_DIR)
+        front_image=FRONT_IMAGE, front_port=FRONT_PORT, front_dir=CONTAINER_FRONT_DIR, **around.template_values())

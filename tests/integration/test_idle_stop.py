@@ -100,3 +100,30 @@ def test_watchdog_spares_a_busy_server_and_stops_an_idle_one(served, tmp_path):
     assert _container_state(PROJECT) == "exited"
     assert "powering off (configured)" in text
     assert record.read_text() == "poweroff now\n"
+
+
+def test_idle_stop_profile_stops_the_served_tier(smollm2, free_port, tmp_path, monkeypatch):
+    """`make up IDLE_STOP=...`: the idle-stop service reads /metrics through the front with the
+    metrics token and stops the tier's vLLM container through the Docker socket."""
+    project = PROJECT + "-profile"
+    state = tmp_path / "state"
+    common = ["--tier", "cpu", "--state-dir", str(state), "--project", project]
+    monkeypatch.setenv("RENTSTACK_IDLE_INTERVAL", "1")      # compose: the shell wins over compose.env
+    try:
+        assert main(["up", *common, "--port", str(free_port), "--idle-stop", f"{WINDOW_S}s"]) == 0
+        url = _endpoint(state)
+        key = read_api_key(state / "cpu" / "secrets.env")
+        assert chat(url, key, "smollm2-135m", "Say hi.", max_tokens=8).status == 200
+        last_request = time.monotonic()
+        time.sleep(WINDOW_S - 4)
+        assert _container_state(project) == "running"          # not before the window
+        deadline = last_request + WINDOW_S + 60
+        while _container_state(project) == "running" and time.monotonic() < deadline:
+            time.sleep(1)
+        assert _container_state(project) == "exited"
+        logs = subprocess.run(["docker", "logs", f"{project}-idle-stop-1"], capture_output=True, text=True).stdout
+        assert "server is up; stopping it after" in logs
+        assert "stopping the server" in logs and "stopped vllm-cpu" in logs
+        assert key not in logs
+    finally:
+        main(["down", *common])

@@ -31,3 +31,12 @@ def test_native_watchdog_program_and_env():
     assert env["RENTSTACK_IDLE_METRICS_URL"] == "http://127.0.0.1:6006/metrics"
     assert env["RENTSTACK_IDLE_TARGET"] == "native:/root/autodl-tmp/.rentstack/run/vllm-cpu.pid"
     assert env["RENTSTACK_IDLE_ACTION"] == "poweroff"
+
+
+def test_compose_up_and_down_carry_the_watchdogs_profile():
+    from rentstack.config import load_tier
+
+    layout, tier = Layout("/data"), load_tier("cpu")
+    up = runners.compose_up(layout, tier, "rentstack", 300, ("idle-stop",))
+    assert "--profile cpu --profile idle-stop up -d --wait" in up
+    assert "--profile cpu --profile idle-stop down" in runners.compose_down(layout, tier, "rentstack")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from dataclasses import replace
 
 from rentstack.errors import RentstackError
 from rentstack.calibration import measured_for_tier
@@ -19,6 +20,7 @@ from rentstack.remote.steps import Step
 from rentstack.remote.steps import front as front_step
 from rentstack.remote.steps.context import Ctx, Host, View
 from rentstack.render import Deployment, build_deployment
+from rentstack.render.around import WATCHDOG_IN_PROJECT
 from rentstack.render.artifacts import runtime_env_text, tier_files
 from rentstack.render.secrets import (METRICS_VAR, SECRETS_FILE, new_api_key, new_metrics_token, parse_api_key,
                                      parse_secret)
@@ -29,15 +31,17 @@ Files = dict[str, tuple[str, int]]
 
 def deployment(ctx: Ctx) -> Deployment:
     tier = host_tier(ctx.tier, ctx.facts)
-    if ctx.runner == "compose" and ctx.opts.idle_stop != "off":
-        raise RentstackError("--idle-stop runs on the native runner for now (container rentals: AutoDL, RunPod, "
-                             "Vast); on a Docker host use --runner native, or leave --idle-stop off")
     # tls=False: the key is required on every route; HTTPS for a remote front needs its
     # certificate kept on the host (not done yet: reach it through `fab tunnel` or AutoDL's proxy).
-    return build_deployment(tier, ctx.opts.model, dict(ctx.opts.sets), runner=ctx.runner, bind=ctx.opts.bind,
-                            port=ctx.opts.port, models_dir=ctx.layout.models, force=ctx.opts.force,
-                            release=ctx.release, measured=measured_for_tier(tier, ctx.opts.model, ctx.release),
-                            tls=False)
+    dep = build_deployment(tier, ctx.opts.model, dict(ctx.opts.sets), runner=ctx.runner, bind=ctx.opts.bind,
+                           port=ctx.opts.port, models_dir=ctx.layout.models, force=ctx.opts.force,
+                           release=ctx.release, measured=measured_for_tier(tier, ctx.opts.model, ctx.release),
+                           tls=False)
+    if ctx.runner == "compose" and ctx.opts.idle_stop != "off" and ctx.opts.idle_action == "poweroff":
+        raise RentstackError("--idle-action poweroff needs the native runner (container rentals: AutoDL, RunPod, "
+                             "Vast); on a Docker host the watchdog runs in a container and can only stop the "
+                             "server: use --idle-action stop, or --runner native")
+    return replace(dep, idle_stop=ctx.opts.idle_stop, idle_action=ctx.opts.idle_action)
 
 
 def secrets_path(ctx: Ctx) -> str:
@@ -68,17 +72,20 @@ def files(ctx: Ctx, key: str, token: str, njs: bool = True) -> Files:
     """Everything the server needs, with ``key`` and ``token`` in secrets.env; ``njs``: the
     native front can check the key with njs (pure: no host access)."""
     tdir = ctx.layout.tier_dir(ctx.tier.name)
-    texts = tier_files(deployment(ctx), api_key=key, state_dir=ctx.layout.deploy,
+    dep = deployment(ctx)
+    texts = tier_files(dep, api_key=key, state_dir=ctx.layout.deploy,
                        cache_dir=f"{ctx.layout.cache}/vllm", cache_env=cache_env(ctx.layout), metrics_token=token,
                        log_dir=ctx.layout.log(ctx.tier.name).rsplit("/", 1)[0], njs=njs)
     out = {f"{tdir}/{name}": value for name, value in texts.items()}
     if ctx.runner == "compose":
         out[f"{ctx.layout.deploy}/compose.yaml"] = (runners.COMPOSE_FILE.read_text(), 0o644)
+        if dep.idle_stop != "off":      # the idle-stop service mounts it from the project directory
+            out[f"{ctx.layout.deploy}/{WATCHDOG_IN_PROJECT}"] = (runners.IDLE_WATCHDOG.read_text(), 0o644)
     else:
         out[ctx.layout.supervisor] = (runners.SUPERVISOR_SCRIPT.read_text(), 0o755)
-        if ctx.opts.idle_stop != "off":  # the watchdog, and what it watches (no secrets: those come from secrets.env)
+        if dep.idle_stop != "off":      # the watchdog, and what it watches (no secrets: those come from secrets.env)
             out[ctx.layout.idle_watchdog] = (runners.IDLE_WATCHDOG.read_text(), 0o644)
-            env = runners.idle_env(ctx.layout, ctx.tier.name, ctx.opts.port, ctx.opts.idle_stop, ctx.opts.idle_action)
+            env = runners.idle_env(ctx.layout, ctx.tier.name, ctx.opts.port, dep.idle_stop, dep.idle_action)
             out[f"{tdir}/{runners.IDLE_ENV}"] = (runtime_env_text(env), 0o644)
     return out
 

@@ -1,0 +1,55 @@
+"""Files the parts around the server need on this machine (written 0600, kept across renders).
+
+STATE/webui/admin.env   the chat UI's admin login (generated once) and its session secret
+STATE/webui/data/       Open WebUI's database
+STATE/prometheus/       Prometheus' time series (on the data disk of a rented host)
+They live beside the tier directories, not in them: a re-render swaps a tier directory
+whole, and the UI's users and the metrics history must survive that.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ADMIN_EMAIL = "admin@rentstack.example"
+"""Login name of the generated admin (a reserved example domain: it never receives mail)."""
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    out = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                out[key] = value
+    return out
+
+
+def ensure_webui_files(state_root: Path) -> Path:
+    """admin.env (0600) with a generated password, once; the data directory. Returns admin.env."""
+    base = state_root.resolve() / "webui"
+    (base / "data").mkdir(parents=True, exist_ok=True)
+    os.chmod(base, 0o700)
+    admin = base / "admin.env"
+    if not admin.is_file():
+        _write_private(admin, "# Open WebUI's admin login (created on its first start) and session secret; keep 0600\n"
+                              f"WEBUI_ADMIN_EMAIL={ADMIN_EMAIL}\n"
+                              f"WEBUI_ADMIN_PASSWORD={secrets.token_urlsafe(18)}\n"
+                              f"WEBUI_SECRET_KEY={secrets.token_urlsafe(32)}\n")
+    return admin
+
+
+def ensure_prometheus_dir(state_root: Path) -> Path:
+    path = state_root.resolve() / "prometheus"
+    path.mkdir(parents=True, exist_ok=True)
+    # Debian's prometheus runs as root in this image; the directory stays private to root.
+    os.chmod(path, 0o700)
+    return path

@@ -1,0 +1,88 @@
+"""Images of the parts around the server, built from package mirrors only (no registry pull).
+
+  rentstack/open-webui   Open WebUI from PyPI with the CPU torch wheel (scripts/open-webui.Dockerfile)
+  rentstack/prometheus   Prometheus from Debian's package (scripts/prometheus.Dockerfile)
+
+Built only when a profile that needs them is asked for, so `make up` for the tier alone
+does not wait for them. Each step is skipped when its result is already there.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from rentstack.local.docker import image_exists, run
+from rentstack.local.image import REPO, WHEELHOUSE
+from rentstack.versions import BASE_IMAGE, OPEN_WEBUI_IMAGE, OPEN_WEBUI_VERSION, PROMETHEUS_IMAGE
+
+WEBUI_WHEELHOUSE = REPO / ".cache" / "webui-wheelhouse"
+IMAGE_PYTHON_FULL = "3.11.2"
+"""Debian bookworm's python3. Some of Open WebUI's dependencies need 3.11.5 in their newest
+release (soupsieve) or add a backport below 3.11.3 (redis -> async-timeout), so the wheels
+are resolved for this exact version, not for the host's Python."""
+
+
+def _cpu_torch_pin(wheelhouse: Path = WHEELHOUSE) -> str:
+    """The CPU torch the vLLM image uses (found in its wheelhouse), so Open WebUI gets no CUDA torch."""
+    for wheel in sorted(wheelhouse.glob("torch-*+cpu-*.whl")):
+        return "torch==" + wheel.name.split("-")[1]
+    return "torch==2.13.0+cpu"
+
+
+def _base(base: str) -> None:
+    if base == BASE_IMAGE and not image_exists(base):
+        run(["bash", str(REPO / "scripts" / "build-base-image.sh"), base])
+
+
+def fill_webui_wheelhouse(wheelhouse: Path = WEBUI_WHEELHOUSE) -> None:
+    stamp = wheelhouse / f".complete-open-webui-{OPEN_WEBUI_VERSION}"
+    if stamp.is_file():
+        print(f"image: wheelhouse {wheelhouse} is complete, reusing it")
+        return
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    constraints = wheelhouse / "constraints.txt"
+    constraints.write_text(f"{_cpu_torch_pin()}\n")
+    print(f"image: downloading open-webui=={OPEN_WEBUI_VERSION} and its dependencies into {wheelhouse} "
+          "(~0.75 GB, CPU torch)")
+    run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "-d", str(wheelhouse),
+         "--python-version", IMAGE_PYTHON_FULL, "--only-binary=:all:", "-c", str(constraints),
+         f"open-webui=={OPEN_WEBUI_VERSION}", "async-timeout"])
+    stamp.write_text("ok\n")
+
+
+def build_webui_image(base: str = BASE_IMAGE, tag: str = OPEN_WEBUI_IMAGE, rebuild: bool = False) -> None:
+    if image_exists(tag) and not rebuild:
+        print(f"image: {tag} exists, reusing it")
+        return
+    _base(base)
+    fill_webui_wheelhouse()
+    print(f"image: building {tag} from {base} (several minutes: ~240 wheels)")
+    run(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",
+         "--build-arg", f"OPEN_WEBUI=open-webui=={OPEN_WEBUI_VERSION}",
+         "-f", str(REPO / "scripts" / "open-webui.Dockerfile"), str(WEBUI_WHEELHOUSE)],
+        env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    print(f"image: built {tag}")
+
+
+def build_prometheus_image(base: str = BASE_IMAGE, tag: str = PROMETHEUS_IMAGE, rebuild: bool = False) -> None:
+    if image_exists(tag) and not rebuild:
+        print(f"image: {tag} exists, reusing it")
+        return
+    _base(base)
+    print(f"image: building {tag} from {base} (Debian's prometheus package, ~30 s)")
+    run(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",
+         "-f", str(REPO / "scripts" / "prometheus.Dockerfile"), str(REPO / "scripts" / "prometheus")],
+        env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    print(f"image: built {tag}")
+
+
+def build_profile_images(profiles: tuple[str, ...], base: str = BASE_IMAGE) -> None:
+    """The images the requested parts need (idle-stop runs on the base image itself)."""
+    if "webui" in profiles:
+        build_webui_image(base)
+    if "monitoring" in profiles:
+        build_prometheus_image(base)
+    if "idle-stop" in profiles:
+        _base(base)
