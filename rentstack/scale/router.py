@@ -3,7 +3,7 @@
 Each replica is a whole single-host deployment (same tier, model and key) behind its own
 front door; the router only ever reaches them over SSH tunnels from where it runs, so no
 replica port is published. The router forwards the client's `Authorization` header to the
-replica (checked against real replicas in tests/integration/remote/test_replicas.py), so the
+replica (checked against real replicas in tests/integration/scale/test_replicas.py), so the
 key is enforced by every replica's front door and the router holds no secret.
 
 Routing: `cache_aware` (the router's default) sends requests that share a prompt prefix to
