@@ -142,7 +142,9 @@ def test_fit_on_the_consumer_records_never_promises_more_than_vllm_logged():
         fixed = {"vllm_version": r.vllm_version, "tp": r.tp, "pp": r.pp, "dtype": r.dtype,
                  "gpu_memory_utilization": r.gpu_memory_utilization, "cpu_offload_gb": r.cpu_offload_gb,
                  "max_num_batched_tokens": r.max_num_batched_tokens, "max_num_seqs": r.max_num_seqs,
-                 "block_size": r.block_size, "enforce_eager": r.enforce_eager}
+                 "block_size": r.block_size, "enforce_eager": r.enforce_eager,
+                 # The capacity was logged for this KV dtype; fp8 would double what fit can plan.
+                 "kv_cache_dtype": r.kv_cache_dtype}
         if r.quantization:
             fixed["quantization"] = r.quantization
         f = fit(a, hw, fixed=fixed)
