@@ -18,7 +18,7 @@ Why both: most of the planner's misses are non-KV memory it did not foresee — 
 non-torch and CUDA-graph memory, a fixed amount of GiB whatever is left for the KV cache —
 while errors in the bytes a token takes scale with the KV cache. A relative band taken
 from starts with tens of GiB of KV cache under-protects the small KV pools of 24 GB cards:
-the RTX PRO 6000 start c08 (fit) had 1.05 GiB less than predicted, 1.5 % of its 71 GiB,
+the RTX PRO 6000 start c08 (fit) had 1.02 GiB less than predicted, 1.5 % of its 71 GiB,
 and the RTX 4090 start c06 (scored) 0.43 GiB less, 8.6 % of its 5 GiB.
 A calibration for the exact card, version and model replaces the segment's residuals with
 the calibration's own spread (the rounding of the logged figures it reuses).
