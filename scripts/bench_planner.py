@@ -61,6 +61,8 @@ HF_FACTS: dict[str, dict] = {
     "Qwen/Qwen2.5-72B-Instruct": {"architectures": ["Qwen2ForCausalLM"], "num_attention_heads": 64},
     "Qwen/Qwen3-0.6B": {"architectures": ["Qwen3ForCausalLM"], "num_attention_heads": 16, "tie_word_embeddings": True},
     "Qwen/Qwen3-8B": {"architectures": ["Qwen3ForCausalLM"], "num_attention_heads": 32},
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": {"architectures": ["Qwen2ForCausalLM"], "num_attention_heads": 12,
+                                                  "tie_word_embeddings": False},
     "Qwen/Qwen3-14B": {"architectures": ["Qwen3ForCausalLM"], "num_attention_heads": 40},
     "Qwen/Qwen3-14B-AWQ": {"architectures": ["Qwen3ForCausalLM"], "num_attention_heads": 40,
                            "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128,

@@ -33,14 +33,19 @@ def residual_records() -> list[dict]:
         row = bench.evaluate(rec, archs)
         if "skipped" in row or row.get("signed_pct") is None:
             continue
+        r = row["signed_pct"] / 100
+        # The same miss in GiB of KV memory per GPU: the logged capacity is the predicted
+        # KV memory scaled by logged / predicted tokens (same layout on both sides).
+        gib = row["pred_kv_gib"] * r / (1 + r) if row["pred_kv_gib"] > 0 else 0.0
         out.append(dict(id=rec["id"], file=rec["_file"], model=rec.get("model"), segment=list(row["band_segment"]),
-                        residual=round(row["signed_pct"] / 100, 5)))
+                        residual=round(r, 5), residual_gib=round(gib, 3)))
     return out
 
 
 def render(records: list[dict]) -> str:
     doc = {"about": ("KV-token residuals (predicted / logged - 1) of the planner on the fit split of the dev set "
-                     "(shared set + tests/data), by band segment. Written by scripts/fit_band.py; do not edit."),
+                     "(shared set + tests/data), by band segment, and the same miss in GiB of KV memory per GPU "
+                     "(residual_gib, predicted - logged). Written by scripts/fit_band.py; do not edit."),
            "records": records}
     return json.dumps(doc, indent=1) + "\n"
 

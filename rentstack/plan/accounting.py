@@ -36,10 +36,15 @@ class Rules:
     """≥0.20: profile_cudagraph_memory() is subtracted before the KV cache is sized
     (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1 from the 0.20.0 wheel)."""
     sampler_bytes: float
-    """Profile-run sampler peak per (dummy request × vocab entry), bytes. V0 (≤0.7): ~30 B
-    from its source: profile_run samples with top_k = vocab−1, top_p 0.99, so
-    _apply_top_k_top_p sorts fp32 logits (4 B) into values (4 B) and int64 indices (8 B),
-    then softmax, cumsum and mask (9 B) and probs/logprobs (8 B); in TP only the driver
+    """Profile-run sampler peak per (dummy request × vocab entry), bytes. V0 (≤0.7): ~38 B.
+    From its source: profile_run samples with top_k = vocab−1, top_p 0.99, so
+    _apply_top_k_top_p sorts fp32 logits into values (4 B) and int64 indices (8 B), then
+    softmax, cumsum and mask (9 B) and probs/logprobs (8 B) — 29 B — while the logits
+    themselves stay alive: lm_head's 16-bit output (2 B) and its fp32 copy (4 B), 35 B.
+    Measured 37.9 B where the sampler is the whole peak (record c07, fit: 1.39 GiB
+    activation, less 0.02 GiB of hidden states, over 256 requests × 151,936 entries); the
+    first figure here, 30 B, left out the logits and under-counted that peak by 0.29 GiB
+    (c07) and 0.25 GiB (c04, scored: 1.42 GiB logged, 1.46 now). In TP only the driver
     rank samples, and it is the one with the fewest blocks (2× RTX 4090 record c03:
     rank 1 logged 8.69 GiB, the minimum was 1.2 GiB lower). Measured in V1: ~8.5 B up to
     0.10.1 (Qwen2-7B, A100), ~38 B in 0.10.2–0.16 (top-k/top-p over the full vocab;
@@ -85,7 +90,7 @@ def era_rules(v: tuple[int, int, int]) -> Rules:
     """The rule set of release `v` (parsed; rentstack.plan.rules.rules_for is the entry point)."""
     v0 = v < (0, 8, 0)
     if v0:
-        sampler = 30.0
+        sampler = 38.0
     elif v < (0, 10, 2):
         sampler = 8.5
     elif v < (0, 17, 0):

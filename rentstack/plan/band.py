@@ -8,8 +8,18 @@ MIN_RECORDS fit records borrows its parent's band (the same key with the last pa
 dropped), up to all records: the band says which level it used and how many starts back it.
 
 Residual r = predicted / logged − 1: r > 0 means the planner promised more than vLLM had.
+Each fit record also carries its residual in GiB of KV memory per GPU (predicted − logged).
 The low end is what the worst over-prediction of the segment would leave, the high end
-what the worst under-prediction would give: low = point / (1 + max r), high = point / (1 + min r).
+what the worst under-prediction would give, taking for each end the wider of the two
+readings: low = min(point / (1 + max r), point − max r_GiB), high = max(point / (1 + min r),
+point − min r_GiB), in KV GiB, with tokens and concurrency scaled alike.
+
+Why both: most of the planner's misses are non-KV memory it did not foresee — activation,
+non-torch and CUDA-graph memory, a fixed amount of GiB whatever is left for the KV cache —
+while errors in the bytes a token takes scale with the KV cache. A relative band taken
+from starts with tens of GiB of KV cache under-protects the small KV pools of 24 GB cards:
+the RTX PRO 6000 start c08 (fit) had 1.02 GiB less than predicted, 1.5 % of its 71 GiB,
+and the RTX 4090 start c06 (scored) 0.43 GiB less, 8.6 % of its 5 GiB.
 A calibration for the exact card, version and model replaces the segment's residuals with
 the calibration's own spread (the rounding of the logged figures it reuses).
 """
@@ -47,12 +57,29 @@ class Band:
     """Worst under-prediction seen, as a fraction in [0, 1): the high end is point / (1 − under)."""
     source: str
     """E.g. 'consumer × v1 × bf16 × multi-pcie: 3 fit records (c03, c05, 40)'."""
+    over_gib: float = 0.0
+    """Worst over-prediction seen in GiB of KV memory per GPU (≥ 0)."""
+    under_gib: float = 0.0
+    """Worst under-prediction seen in GiB of KV memory per GPU (≥ 0)."""
 
     def low(self, value: float) -> float:
         return value / (1 + self.over)
 
     def high(self, value: float) -> float:
         return value / (1 - self.under)
+
+    def low_factor(self, kv_gib: float) -> float:
+        """The low end as a fraction of a point estimate of kv_gib GiB of KV memory per GPU:
+        the wider of the relative and the GiB reading, never below 0."""
+        if kv_gib <= 0:
+            return 1.0
+        return max(0.0, min(1 / (1 + self.over), 1 - self.over_gib / kv_gib))
+
+    def high_factor(self, kv_gib: float) -> float:
+        """The high end as a fraction of the point estimate (≥ 1)."""
+        if kv_gib <= 0:
+            return 1.0
+        return max(1 / (1 - self.under), 1 + self.under_gib / kv_gib)
 
 
 def card_family(name: str, nvlink: bool = False) -> str:
@@ -92,11 +119,13 @@ def band_for(key: tuple[str, ...], records: tuple[dict[str, Any], ...] | None = 
             if not rs:
                 return Band(0.0, 0.0, "no fit records: point estimate only")
             res = [float(r["residual"]) for r in rs]
+            gib = [float(r.get("residual_gib", 0.0)) for r in rs]
             label = " × ".join(prefix) if prefix else "all segments"
             ids = ", ".join(str(r["id"]) for r in rs[:6]) + (", …" if len(rs) > 6 else "")
             borrowed = "" if depth == len(key) else f" (borrowed: {' × '.join(key)} has fewer than {MIN_RECORDS})"
             return Band(max(0.0, max(res)), min(0.95, max(0.0, -min(res))),
-                        f"{label}: {len(rs)} fit records ({ids}){borrowed}")
+                        f"{label}: {len(rs)} fit records ({ids}){borrowed}",
+                        over_gib=max(0.0, max(gib)), under_gib=max(0.0, -min(gib)))
     raise AssertionError("unreachable")
 
 
@@ -106,10 +135,13 @@ def calibrated(available_kv_gib: float, source: str) -> Band:
     return Band(rel, min(rel, 0.95), f"calibration: {source} (±{CALIBRATION_SPREAD_GIB} GiB of logged rounding)")
 
 
-def low_tokens(tokens: int, band: Band, block: int) -> int:
-    """Tokens at the band's low end, whole blocks only (vLLM allocates blocks)."""
-    return int(math.floor(band.low(tokens) / block)) * block
+def low_tokens(tokens: int, band: Band, block: int, kv_gib: float = 0.0) -> int:
+    """Tokens at the band's low end, whole blocks only (vLLM allocates blocks). kv_gib: the
+    point estimate's KV memory per GPU, for the GiB reading of the band."""
+    factor = band.low_factor(kv_gib) if kv_gib > 0 else 1 / (1 + band.over)
+    return int(math.floor(tokens * factor / block)) * block
 
 
-def high_tokens(tokens: int, band: Band, block: int) -> int:
-    return int(math.floor(band.high(tokens) / block)) * block
+def high_tokens(tokens: int, band: Band, block: int, kv_gib: float = 0.0) -> int:
+    factor = band.high_factor(kv_gib) if kv_gib > 0 else 1 / (1 - band.under)
+    return int(math.floor(tokens * factor / block)) * block

@@ -41,6 +41,22 @@ def test_thin_segment_borrows_its_parents_residuals_and_says_so():
     assert "consumer: 3 fit records" in b.source and "borrowed" in b.source
 
 
+def test_a_miss_in_gib_weighs_on_small_kv_pools_and_a_relative_one_on_large_ones():
+    seg = ("consumer", "v1", "bf16", "tp1")
+    recs = tuple(dict(id=i, segment=list(seg), residual=r, residual_gib=g)
+                 for i, (r, g) in enumerate([(0.015, 1.0), (0.04, 0.2), (-0.05, -0.5)]))
+    b = band_mod.band_for(seg, recs)
+    assert (b.over_gib, b.under_gib) == (pytest.approx(1.0), pytest.approx(0.5))
+    # 5 GiB of KV cache: losing 1 GiB (20 %) is worse than the worst relative miss (4 %).
+    assert b.low_factor(5.0) == pytest.approx(0.8)
+    assert band_mod.low_tokens(40960, b, 16, kv_gib=5.0) == 32768
+    # 100 GiB: the relative miss (4 GiB) is the wider one.
+    assert b.low_factor(100.0) == pytest.approx(1 / 1.04)
+    assert b.high_factor(5.0) == pytest.approx(1.1) and b.high_factor(100.0) == pytest.approx(1 / 0.95)
+    # A KV pool smaller than the worst miss has nothing left at its low end.
+    assert b.low_factor(0.5) == 0.0
+
+
 def test_no_residuals_at_all_is_a_point_estimate_that_says_so():
     b = band_mod.band_for(("consumer", "v1", "bf16", "tp1"), ())
     assert (b.over, b.under) == (0.0, 0.0) and "point estimate only" in b.source
@@ -92,6 +108,8 @@ def test_band_json_matches_the_planner_on_the_consumer_fit_records():
         if "skipped" in row:
             pytest.fail(f"consumer fit record {rec['id']} cannot be planned here: {row['skipped']}")
         assert stored[rec["id"]]["residual"] == pytest.approx(row["signed_pct"] / 100, abs=1e-4)
+        r = row["signed_pct"] / 100
+        assert stored[rec["id"]]["residual_gib"] == pytest.approx(row["pred_kv_gib"] * r / (1 + r), abs=1e-3)
         assert stored[rec["id"]]["segment"] == list(row["band_segment"])
 
 
@@ -142,7 +160,9 @@ def test_fit_on_the_consumer_records_never_promises_more_than_vllm_logged():
         fixed = {"vllm_version": r.vllm_version, "tp": r.tp, "pp": r.pp, "dtype": r.dtype,
                  "gpu_memory_utilization": r.gpu_memory_utilization, "cpu_offload_gb": r.cpu_offload_gb,
                  "max_num_batched_tokens": r.max_num_batched_tokens, "max_num_seqs": r.max_num_seqs,
-                 "block_size": r.block_size, "enforce_eager": r.enforce_eager}
+                 "block_size": r.block_size, "enforce_eager": r.enforce_eager,
+                 # The capacity was logged for this KV dtype; fp8 would double what fit can plan.
+                 "kv_cache_dtype": r.kv_cache_dtype}
         if r.quantization:
             fixed["quantization"] = r.quantization
         f = fit(a, hw, fixed=fixed)
