@@ -48,7 +48,13 @@ def test_native_idle_stop_stops_the_server_and_powers_off(hosts, fab) -> None:
         while time.monotonic() < deadline and host.exec(f"test -f {run}/vllm-cpu.pid && echo up",
                                                         check=False).strip() == "up":
             time.sleep(3)
-        log = host.exec(f"cat {host.data_dir}/.rentstack/logs/idle-stop-cpu.log")
+        # The supervisor removes the pid file as it exits; the watchdog logs "stopped supervisor"
+        # and powers off just after, so read its log until that line is there (or time is up).
+        log_path = f"{host.data_dir}/.rentstack/logs/idle-stop-cpu.log"
+        log = host.exec(f"cat {log_path}")
+        while "powering off" not in log and time.monotonic() < deadline + 30:
+            time.sleep(1)
+            log = host.exec(f"cat {log_path}")
         assert host.exec(f"test -f {run}/vllm-cpu.pid && echo up", check=False).strip() == "", log
         assert "server is up; stopping it after 20s without requests" in log
         assert "no request running, waiting or finished; stopping the server" in log
