@@ -10,11 +10,11 @@ whole, and the UI's users and the metrics history must survive that.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
-ADMIN_EMAIL = "admin@rentstack.example"
-"""Login name of the generated admin (a reserved example domain: it never receives mail)."""
+from rentstack.render.around import ADMIN_EMAIL, WEBUI_ADMIN_FILE, webui_admin_text
+
+__all__ = ["ADMIN_EMAIL", "ensure_prometheus_dir", "ensure_webui_files", "read_env_file"]
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -38,12 +38,9 @@ def ensure_webui_files(state_root: Path) -> Path:
     base = state_root.resolve() / "webui"
     (base / "data").mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o700)
-    admin = base / "admin.env"
+    admin = state_root.resolve() / WEBUI_ADMIN_FILE
     if not admin.is_file():
-        _write_private(admin, "# Open WebUI's admin login (created on its first start) and session secret; keep 0600\n"
-                              f"WEBUI_ADMIN_EMAIL={ADMIN_EMAIL}\n"
-                              f"WEBUI_ADMIN_PASSWORD={secrets.token_urlsafe(18)}\n"
-                              f"WEBUI_SECRET_KEY={secrets.token_urlsafe(32)}\n")
+        _write_private(admin, webui_admin_text())
     return admin
 
 

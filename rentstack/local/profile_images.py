@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rentstack.local.docker import image_exists, run
 from rentstack.local.image import REPO, WHEELHOUSE
+from rentstack.render.around import PART_IMAGES, PartImage, build_argv
 from rentstack.versions import BASE_IMAGE, OPEN_WEBUI_IMAGE, OPEN_WEBUI_VERSION, PROMETHEUS_IMAGE
 
 WEBUI_WHEELHOUSE = REPO / ".cache" / "webui-wheelhouse"
@@ -59,11 +60,16 @@ def build_webui_image(base: str = BASE_IMAGE, tag: str = OPEN_WEBUI_IMAGE, rebui
     _base(base)
     fill_webui_wheelhouse()
     print(f"image: building {tag} from {base} (several minutes: ~240 wheels)")
-    run(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",
-         "--build-arg", f"OPEN_WEBUI=open-webui=={OPEN_WEBUI_VERSION}",
-         "-f", str(REPO / "scripts" / "open-webui.Dockerfile"), str(WEBUI_WHEELHOUSE)],
-        env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    run(_argv(_image("webui"), tag, base, str(WEBUI_WHEELHOUSE)), env={**os.environ, "DOCKER_BUILDKIT": "0"})
     print(f"image: built {tag}")
+
+
+def _image(profile: str) -> PartImage:
+    return next(image for image in PART_IMAGES if image.profile == profile)
+
+
+def _argv(image: PartImage, tag: str, base: str, context: str) -> list[str]:
+    return build_argv(image, root=str(REPO), context=context, base=base, tag=tag)
 
 
 def build_prometheus_image(base: str = BASE_IMAGE, tag: str = PROMETHEUS_IMAGE, rebuild: bool = False) -> None:
@@ -72,9 +78,8 @@ def build_prometheus_image(base: str = BASE_IMAGE, tag: str = PROMETHEUS_IMAGE, 
         return
     _base(base)
     print(f"image: building {tag} from {base} (Debian's prometheus package, ~30 s)")
-    run(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",
-         "-f", str(REPO / "scripts" / "prometheus.Dockerfile"), str(REPO / "scripts" / "prometheus")],
-        env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    image = _image("monitoring")
+    run(_argv(image, tag, base, str(REPO / str(image.context))), env={**os.environ, "DOCKER_BUILDKIT": "0"})
     print(f"image: built {tag}")
 
 

@@ -10,8 +10,11 @@ vLLM only through `front` (http://front:8080 on the compose network), never dire
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
+
 from rentstack.errors import RentstackError, one_of
-from rentstack.versions import BASE_IMAGE, OPEN_WEBUI_IMAGE, PROMETHEUS_IMAGE
+from rentstack.versions import BASE_IMAGE, OPEN_WEBUI_IMAGE, OPEN_WEBUI_VERSION, PROMETHEUS_IMAGE
 
 PROFILES = ("webui", "monitoring", "idle-stop")
 """Profiles a user may add to a tier: `make up PROFILES="webui monitoring"`."""
@@ -20,6 +23,20 @@ WEBUI_PORT = 3000
 """Host port of the chat UI (published on RENTSTACK_BIND like the API; the UI has its own login)."""
 WATCHDOG_IN_PROJECT = "rentstack/idle/watchdog.py"
 """The watchdog's path relative to compose's project directory (the repo, or the host's deploy dir)."""
+PROMETHEUS_CONFIG = "scripts/prometheus/prometheus.yml"
+"""Prometheus' scrape config, mounted from the project directory (no token in it)."""
+PROJECT_FILES = {"monitoring": (PROMETHEUS_CONFIG,), "idle-stop": (WATCHDOG_IN_PROJECT,)}
+"""Files a part mounts from compose's project directory, relative to it: a remote host gets
+them uploaded beside compose.yaml (rentstack.remote.steps.render)."""
+SERVICES = {"webui": "webui", "monitoring": "prometheus", "idle-stop": "idle-stop"}
+"""Profile -> its compose service (templates/compose-around.yaml.j2)."""
+DOCKER_ONLY = ("webui", "monitoring")
+"""Parts that run only as containers: a host without Docker (the native runner) cannot run them."""
+
+ADMIN_EMAIL = "admin@rentstack.example"
+"""Login name of the generated admin (a reserved example domain: it never receives mail)."""
+WEBUI_ADMIN_FILE = "webui/admin.env"
+"""The chat UI's admin login, relative to the state directory (0600, generated once, kept)."""
 
 
 def check_profiles(profiles: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -31,6 +48,61 @@ def check_profiles(profiles: tuple[str, ...] | list[str]) -> tuple[str, ...]:
         if name not in out:
             out.append(name)
     return tuple(out)
+
+
+def check_runner(profiles: tuple[str, ...], runner: str | None) -> None:
+    """One line when a part that needs Docker is asked of a host without it."""
+    wanted = [p for p in profiles if p in DOCKER_ONLY]
+    if runner == "native" and wanted:
+        raise RentstackError(
+            f"{' and '.join(wanted)} {'needs' if len(wanted) == 1 else 'need'} Docker, and the native runner's hosts "
+            "(AutoDL-like containers) have none: Open WebUI (a 3 GB image) and Prometheus run as containers. Use a "
+            "host with Docker (--runner "
+            "compose), or run them on your machine against `fab tunnel` (live metrics: `fab top`)")
+
+
+def webui_admin_text() -> str:
+    """admin.env of the chat UI: a new admin password and session secret (written 0600, once)."""
+    return ("# Open WebUI's admin login (created on its first start) and session secret; keep 0600\n"
+            f"WEBUI_ADMIN_EMAIL={ADMIN_EMAIL}\n"
+            f"WEBUI_ADMIN_PASSWORD={secrets.token_urlsafe(18)}\n"
+            f"WEBUI_SECRET_KEY={secrets.token_urlsafe(32)}\n")
+
+
+@dataclass(frozen=True)
+class PartImage:
+    """How a part's image is built, here (rentstack.local.profile_images) and on a Docker host
+    (rentstack.remote.steps.runtime): the same Dockerfile, paths relative to the repo there
+    and to the host's project directory."""
+
+    profile: str
+    tag: str
+    dockerfile: str
+    context: str | None
+    """The build context relative to the repo; None: the wheelhouse `pip download` fills."""
+    build_args: tuple[tuple[str, str], ...]
+    what: str
+
+
+PART_IMAGES = (
+    PartImage("webui", OPEN_WEBUI_IMAGE, "scripts/open-webui.Dockerfile", None,
+              (("OPEN_WEBUI", f"open-webui=={OPEN_WEBUI_VERSION}"),), "Open WebUI from PyPI, CPU torch"),
+    PartImage("monitoring", PROMETHEUS_IMAGE, "scripts/prometheus.Dockerfile", "scripts/prometheus", (),
+              "Debian's prometheus package"),
+)
+
+
+def part_images(profiles: tuple[str, ...]) -> tuple[PartImage, ...]:
+    """The images the requested parts need (idle-stop runs on the base image itself)."""
+    return tuple(image for image in PART_IMAGES if image.profile in profiles)
+
+
+def build_argv(image: PartImage, *, root: str, context: str, base: str, tag: str | None = None) -> list[str]:
+    """`docker build` of a part's image (as ``tag``, default its own): ``root`` holds the
+    Dockerfile at ``image.dockerfile``."""
+    args = [word for key, value in image.build_args for word in ("--build-arg", f"{key}={value}")]
+    return ["docker", "build", "-q", "-t", tag or image.tag, "--build-arg", f"BASE={base}", *args,
+            "-f", f"{root}/{image.dockerfile}", context]
 
 
 def check_idle(window: str, action: str) -> str:
@@ -71,4 +143,4 @@ def compose_env_values(profiles: tuple[str, ...], idle_stop: str, idle_action: s
 def template_values() -> dict[str, object]:
     """What templates/compose-around.yaml.j2 substitutes."""
     return {"base_image": BASE_IMAGE, "webui_image": OPEN_WEBUI_IMAGE, "prometheus_image": PROMETHEUS_IMAGE,
-            "webui_port": WEBUI_PORT, "watchdog": WATCHDOG_IN_PROJECT}
+            "webui_port": WEBUI_PORT, "watchdog": WATCHDOG_IN_PROJECT, "prometheus_config": PROMETHEUS_CONFIG}
