@@ -4,8 +4,10 @@
 # (scripts/prometheus/entrypoint.sh writes it to a tmpfs file for credentials_file).
 ARG BASE=rentstack/debian-base:bookworm
 FROM ${BASE}
+# curl is the healthcheck's: the debootstrap base has it, debian:bookworm-slim (the base on a
+# rented Docker host, rentstack.remote.steps.runtime) does not.
 RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus curl \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY entrypoint.sh /usr/local/bin/rentstack-prometheus
 EXPOSE 9090
