@@ -4,6 +4,7 @@ takes and calls rentstack.remote; the logic, plans and parsers live in the packa
   fab provision --host "ssh -p 12345 root@region-1.autodl.com" --tier cpu
   fab provision --host root@h1:22,root@h2:22 --tier 4090x1 --model qwen3-14b-awq   (parallel)
   fab provision --host root@HOST:PORT --dry-run        (print the plan, change nothing)
+  fab provision --host root@HOST:PORT --profiles webui,monitoring   (Docker hosts: chat UI, Prometheus)
   fab download / up / down / status / logs / tunnel / doctor / top --host ...
   fab -H h1,h2 TASK runs the task on each host in turn (Fabric's way; stops at the first failure).
 
@@ -134,7 +135,8 @@ def host_task(*option_names: str) -> Callable:
                   P("key", P.POSITIONAL_OR_KEYWORD, default=None)]
         for name in option_names:
             flag = "set" if name == "sets" else name
-            default = None if name == "sets" else Options.flag_default(name)
+            # --set repeats; --profiles is one comma-separated word that Options splits and checks
+            default = {"sets": None, "profiles": ""}.get(name, Options.flag_default(name))
             params.append(P(flag, P.POSITIONAL_OR_KEYWORD, default=default))
         params += own
 
@@ -215,7 +217,7 @@ def _run(action: str, call: Call, dry_run: bool, auto_fix: object) -> None:
 
 
 _SERVE = ("tier", "model", "data_dir", "port", "bind", "runner", "project", "wheels", "health_timeout", "sets",
-          "force", "vllm_version", "idle_stop", "idle_action")
+          "force", "vllm_version", "idle_stop", "idle_action", "profiles")
 
 
 @host_task(*_SERVE, "endpoint", "hf_endpoint")

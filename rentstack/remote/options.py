@@ -76,6 +76,24 @@ def _check_abs_path(name: str, value: str) -> str:
     return value
 
 
+def _check_profiles(value: object, runner: str | None) -> tuple[str, ...]:
+    """--profiles as the fab flag gives it ("webui,monitoring") or as a tuple: known names, in
+    order, each once; refused on --runner native (no Docker there) before connecting."""
+    from rentstack.render.around import check_profiles, check_runner
+
+    names = value.replace(",", " ").split() if isinstance(value, str) else list(value or ())
+    try:
+        profiles = check_profiles([_check_text("profiles", str(n)) for n in names])
+        if "idle-stop" in profiles:
+            raise RentstackError("the idle stop is not a --profiles part over fab: give --idle-stop WINDOW (e.g. 30m)")
+        check_runner(profiles, runner)
+    except InputError:
+        raise
+    except RentstackError as exc:
+        raise InputError(f"--profiles {','.join(map(str, names))!r}: {exc}") from None
+    return profiles
+
+
 @dataclass(frozen=True, kw_only=True)
 class Options:
     """What the user asked for; every fab task builds one (keyword arguments only)."""
@@ -106,6 +124,9 @@ class Options:
         "stop the server after this long without requests: 30m, 1h, 90s (default off)"))
     idle_action: str = field(default="stop", metadata=_help(
         "after the idle window: stop (the server) or poweroff (the instance, by the provider's own command)"))
+    profiles: tuple[str, ...] = field(default=(), metadata=_help(
+        "parts beside the server on a Docker host: webui (Open WebUI), monitoring (Prometheus), "
+        "comma-separated (default none; the idle stop is --idle-stop)"))
     vllm_version: str | None = field(default=None, metadata=_help(
         "GPU tiers: this vLLM release (e.g. 0.11.0, 0.32.0+cu129) instead of the newest one the host's driver "
         "and cards run; checked the same way (rentstack/config/releases.yaml)"))
@@ -128,6 +149,7 @@ class Options:
             object.__setattr__(self, "idle_stop", check_idle(str(self.idle_stop), str(self.idle_action)))
         except RentstackError as exc:
             raise InputError(f"--idle-stop/--idle-action: {exc}") from None
+        object.__setattr__(self, "profiles", _check_profiles(self.profiles, self.runner))
         # Every task names a tier (down, doctor and top too): a shipped name, checked here so
         # `--tier ../x` is refused before connecting rather than used as a path on the host.
         from rentstack.config import load_tier

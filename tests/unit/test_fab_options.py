@@ -46,6 +46,8 @@ def _fab(*args: str) -> subprocess.CompletedProcess:
     (["provision", "--tier", "4090x9"], "unknown tier '4090x9'"),
     (["provision", "--set", "max-model-len"], "max-model-len"),
     (["provision", "--key", "/no/such/key"], "error: --key '/no/such/key' does not exist"),
+    (["provision", "--profiles", "webui,grafana"], "error: --profiles 'webui,grafana': unknown profile 'grafana'"),
+    (["up", "--runner", "native", "--profiles", "monitoring"], "error: --profiles 'monitoring': monitoring needs Docker"),
 ])
 def test_bad_flag_is_one_line_exit_2_before_connecting(args: list[str], line: str) -> None:
     r = _fab(args[0], "--host", NOWHERE, *args[1:])
