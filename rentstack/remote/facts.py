@@ -660,6 +660,35 @@ def image_present_fact(image: str) -> Fact[bool]:
     return Fact("image_present", f"docker image inspect {_q(image)} >/dev/null 2>&1", parse_ok)
 
 
+def parse_images(output: str, exit_code: int = 0) -> dict[str, bool]:
+    """``images_fact``'s 'present IMAGE' / 'absent IMAGE' lines -> {image: present}."""
+    found: dict[str, bool] = {}
+    for line in output.splitlines():
+        word, _, image = line.strip().partition(" ")
+        if word in ("present", "absent") and image:
+            found[image] = word == "present"
+    return found
+
+
+def images_fact(images: tuple[str, ...]) -> Fact[dict[str, bool]]:
+    """Which of ``images`` the host's Docker holds, in one command (an image the output does
+    not name counts as absent)."""
+    command = "; ".join(f"if docker image inspect {_q(i)} >/dev/null 2>&1; then echo present {_q(i)}; "
+                        f"else echo absent {_q(i)}; fi" for i in images)
+    return Fact("images", command, parse_images)
+
+
+def parse_compose_services(output: str, exit_code: int = 0) -> dict[str, str]:
+    """``docker compose ps -a --format '{{.Service}} {{.State}} {{.Status}}'`` -> {service:
+    'running Up 2 minutes (healthy)'}; services never created are absent."""
+    states: dict[str, str] = {}
+    for line in output.splitlines():
+        service, _, state = line.strip().partition(" ")
+        if service and state:
+            states[service] = state.strip()
+    return states
+
+
 def file_exists_fact(path: str) -> Fact[bool]:
     return Fact("file_exists", f"test -f {_q(path)}", parse_ok)
 
@@ -753,7 +782,8 @@ STEP_PARSERS: dict[str, Callable[[str, int], Any]] = {
     "df_space": parse_df_space, "df_size": parse_df_size, "shm_size": parse_df_size, "ok": parse_ok,
     "file_sizes": parse_file_sizes, "sha256": parse_sha256sums, "file_text": parse_text,
     "venv_marker": parse_venv_marker, "compose_state": parse_compose_state, "log_tail": parse_output,
-    "download_manifest": parse_manifest_fact, "front": parse_front,
+    "download_manifest": parse_manifest_fact, "front": parse_front, "images": parse_images,
+    "compose_services": parse_compose_services,
 }
 """The parsers of the facts above, by the name their golden cases use."""
 

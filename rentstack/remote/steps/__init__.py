@@ -157,10 +157,19 @@ def provision_steps(ctx: Ctx) -> list[Step]:
     # A GPU tier on a host booted without GPU stops after the download: the runtime's
     # room is checked by the `fab up` that follows, on the host with its GPU.
     serves_now = ctx.tier.accelerator == "cpu" or bool(ctx.facts.gpus)
+    _parts_need_docker(ctx)
     # Docker (and the NVIDIA toolkit) only after the GPU gate: a no-GPU boot just downloads.
     return [*_release(ctx), disk.grow(ctx), disk.space(ctx, runtime=serves_now), caches.step(ctx), weights.step(ctx),
-            weights.gpu_gate(ctx), docker.step(ctx), runtime.step(ctx), *front.steps(ctx), render.step(ctx),
-            server.step(ctx)]
+            weights.gpu_gate(ctx), docker.step(ctx), runtime.step(ctx), *runtime.parts(ctx), *front.steps(ctx),
+            render.step(ctx), server.step(ctx)]
+
+
+def _parts_need_docker(ctx: Ctx) -> None:
+    """--profiles webui/monitoring on a host the facts show without Docker: one line, before
+    any step (a --runner native flag was already refused with the other options)."""
+    from rentstack.render.around import check_runner
+
+    check_runner(ctx.opts.profiles, ctx.runner)
 
 
 def _release(ctx: Ctx) -> list[Step]:
@@ -182,8 +191,9 @@ def up_steps(ctx: Ctx) -> list[Step]:
     if ctx.tier.accelerator == "gpu" and not ctx.facts.gpus:
         raise RentstackError(f"tier {ctx.tier.name} needs a GPU but {ctx.label} has none "
                              "(nvidia-smi sees no GPU): boot the instance with its GPU, then run `fab up` again")
-    return [*_release(ctx), disk.space(ctx), docker.step(ctx), weights.step(ctx), runtime.step(ctx), *front.steps(ctx),
-            render.step(ctx), server.step(ctx)]
+    _parts_need_docker(ctx)
+    return [*_release(ctx), disk.space(ctx), docker.step(ctx), weights.step(ctx), runtime.step(ctx),
+            *runtime.parts(ctx), *front.steps(ctx), render.step(ctx), server.step(ctx)]
 
 
 PLANS: dict[str, Callable[[Ctx], list[Step]]] = {"provision": provision_steps, "download": download_steps,
