@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rentstack.remote.front import nginx_argv
 from rentstack.remote.layout import Layout
+from rentstack.render.around import PROFILES as PARTS, SERVICES
 from rentstack.render.front import FRONT_DIR
 from rentstack.render import compose_profile
 from rentstack.render.commands import compose_argv, compose_service
@@ -59,8 +60,16 @@ def compose_logs(layout: Layout, tier: Tier, project: str, tail: int) -> str:
 
 
 def compose_down(layout: Layout, tier: Tier, project: str) -> str:
-    """Down with the idle watchdog's profile too: compose leaves the services of inactive profiles running."""
-    return f"{compose_base(layout, tier, project, ('idle-stop',))} down --remove-orphans"
+    """Down with every part's profile too (webui, monitoring, idle-stop): compose leaves the
+    services of profiles it is not given running, whichever were started."""
+    return f"{compose_base(layout, tier, project, PARTS)} down --remove-orphans"
+
+
+def compose_parts_state(layout: Layout, tier: Tier, project: str) -> str:
+    """Each part's container: 'SERVICE STATE STATUS' lines (facts.parse_compose_services)."""
+    services = " ".join(SERVICES[p] for p in PARTS)
+    return (f"{compose_base(layout, tier, project, PARTS)} ps -a --format '{{{{.Service}}}} {{{{.State}}}} "
+            f"{{{{.Status}}}}' {services}")
 
 
 # --------------------------------------------------------------------------- native

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from rentstack.errors import RentstackError
 from rentstack.remote import runners
 from rentstack.remote.connection import Remote, free_local_port, tunnel_line
+from rentstack.remote.facts import command_fact, parse_compose_services
 from rentstack.remote.hosts import Auth, HostSpec
 from rentstack.remote.options import Options, replace_sets
 from rentstack.remote.provision import host_tier, resolve_inputs
@@ -85,6 +86,7 @@ def verify(ctx: Ctx, host: HostIO, report: RunReport, check: bool = True) -> Non
                                   " through the tunnel below")
     report.outputs.append(f"on the host: http://127.0.0.1:{port}/v1, key in {render_step.secrets_path(ctx)}")
     report.outputs.append(f"tunnel: {tunnel_line(ctx.spec, port, port)}  then http://127.0.0.1:{port}/v1 here")
+    report.outputs += parts_lines(ctx)
     url = ctx.facts.autodl_service_url
     if url:
         if port == 6006 and ctx.opts.bind == "0.0.0.0":
@@ -92,6 +94,23 @@ def verify(ctx: Ctx, host: HostIO, report: RunReport, check: bool = True) -> Non
         else:
             report.outputs.append(f"AutoDL custom service: {url} serves port 6006; "
                                   "use --port 6006 --bind 0.0.0.0 to publish there (the key stays required)")
+
+
+def parts_lines(ctx: Ctx) -> list[str]:
+    """Where the parts of --profiles are reached: the UI through its own tunnel, Prometheus with
+    docker compose exec on the host (it publishes no port)."""
+    from rentstack.render.around import ADMIN_EMAIL, WEBUI_PORT
+
+    lines = []
+    if "webui" in ctx.opts.profiles:
+        lines.append(f"chat UI: {tunnel_line(ctx.spec, WEBUI_PORT, WEBUI_PORT)}  then http://127.0.0.1:{WEBUI_PORT}/ "
+                     f"here (log in as {ADMIN_EMAIL}; password: WEBUI_ADMIN_PASSWORD in "
+                     f"{render_step.webui_admin_path(ctx)} on the host, mode 0600)")
+    if "monitoring" in ctx.opts.profiles:
+        query = runners.compose_base(ctx.layout, ctx.tier, ctx.opts.project, ("monitoring",))
+        lines.append(f"metrics: Prometheus scrapes /metrics through the front every 5 s; on the host: "
+                     f"{query} exec prometheus curl -s localhost:9090/api/v1/targets")
+    return lines
 
 
 def run_hosts(action: str, specs: list[HostSpec], auth: Auth, opts: Options, **kwargs) -> list[RunReport]:
@@ -146,6 +165,10 @@ def status(spec: HostSpec, auth: Auth, opts: Options) -> tuple[bool, str]:
         text = (f"{spec.label}: tier {ctx.tier.name} ({ctx.runner}) "
                 f"{'healthy' if healthy else 'running, not healthy' if running else 'not running'} on 127.0.0.1:{opts.port}; "
                 f"finished steps: {steps}")
+        if ctx.runner == "compose":
+            parts = view.read(command_fact("compose_services", runners.compose_parts_state(
+                ctx.layout, ctx.tier, opts.project), parse_compose_services))
+            text += "".join(f"\n  {service}: {state}" for service, state in parts.items())
         return healthy, text
 
 

@@ -5,13 +5,14 @@ function the local executor writes with); the key stays the one already on the h
 from __future__ import annotations
 
 import hashlib
+import shlex
 from pathlib import Path
 from dataclasses import replace
 
 from rentstack.errors import RentstackError
 from rentstack.calibration import measured_for_tier
 from rentstack.remote import runners
-from rentstack.remote.facts import file_text_fact, sha256_fact
+from rentstack.remote.facts import file_exists_fact, file_text_fact, sha256_fact
 from rentstack.remote.host_state import checksum
 from rentstack.remote.layout import cache_env
 from rentstack.remote.provision import host_tier
@@ -20,7 +21,7 @@ from rentstack.remote.steps import Step
 from rentstack.remote.steps import front as front_step
 from rentstack.remote.steps.context import Ctx, Host, View
 from rentstack.render import Deployment, build_deployment
-from rentstack.render.around import WATCHDOG_IN_PROJECT
+from rentstack.render.around import PROJECT_FILES, WEBUI_ADMIN_FILE, active_profiles, webui_admin_text
 from rentstack.render.artifacts import runtime_env_text, tier_files
 from rentstack.render.secrets import (METRICS_VAR, SECRETS_FILE, new_api_key, new_metrics_token, parse_api_key,
                                      parse_secret)
@@ -41,7 +42,7 @@ def deployment(ctx: Ctx) -> Deployment:
         raise RentstackError("--idle-action poweroff needs the native runner (container rentals: AutoDL, RunPod, "
                              "Vast); on a Docker host the watchdog runs in a container and can only stop the "
                              "server: use --idle-action stop, or --runner native")
-    return replace(dep, idle_stop=ctx.opts.idle_stop, idle_action=ctx.opts.idle_action)
+    return replace(dep, profiles=ctx.opts.profiles, idle_stop=ctx.opts.idle_stop, idle_action=ctx.opts.idle_action)
 
 
 def secrets_path(ctx: Ctx) -> str:
@@ -79,8 +80,10 @@ def files(ctx: Ctx, key: str, token: str, njs: bool = True) -> Files:
     out = {f"{tdir}/{name}": value for name, value in texts.items()}
     if ctx.runner == "compose":
         out[f"{ctx.layout.deploy}/compose.yaml"] = (runners.COMPOSE_FILE.read_text(), 0o644)
-        if dep.idle_stop != "off":      # the idle-stop service mounts it from the project directory
-            out[f"{ctx.layout.deploy}/{WATCHDOG_IN_PROJECT}"] = (runners.IDLE_WATCHDOG.read_text(), 0o644)
+        # What the parts mount from the project directory (the watchdog, Prometheus' config).
+        for part in active_profiles("", dep.profiles, dep.idle_stop)[1:]:
+            for rel in PROJECT_FILES.get(part, ()):
+                out[f"{ctx.layout.deploy}/{rel}"] = ((runners.COMPOSE_FILE.parent / rel).read_text(), 0o644)
     else:
         out[ctx.layout.supervisor] = (runners.SUPERVISOR_SCRIPT.read_text(), 0o755)
         if dep.idle_stop != "off":      # the watchdog, and what it watches (no secrets: those come from secrets.env)
@@ -88,6 +91,32 @@ def files(ctx: Ctx, key: str, token: str, njs: bool = True) -> Files:
             env = runners.idle_env(ctx.layout, ctx.tier.name, ctx.opts.port, dep.idle_stop, dep.idle_action)
             out[f"{tdir}/{runners.IDLE_ENV}"] = (runtime_env_text(env), 0o644)
     return out
+
+
+def webui_admin_path(ctx: Ctx) -> str:
+    return f"{ctx.layout.deploy}/{WEBUI_ADMIN_FILE}"
+
+
+def part_dirs(ctx: Ctx) -> list[str]:
+    """Directories the parts keep their data in (compose.env's RENTSTACK_*_DIR): beside the
+    tier directories on the data disk, so a re-render keeps the UI's users and the metrics."""
+    dirs = {"webui": (f"{ctx.layout.deploy}/webui", f"{ctx.layout.deploy}/webui/data"),
+            "monitoring": (f"{ctx.layout.deploy}/prometheus",)}
+    return [d for part in ctx.opts.profiles for d in dirs.get(part, ())]
+
+
+def ensure_part_state(ctx: Ctx, host: Host) -> list[str]:
+    """The parts' directories (0700), and the chat UI's admin login: generated here once,
+    written 0600 over SFTP (never on a command line or in a YAML file), kept on re-runs."""
+    made = []
+    dirs = part_dirs(ctx)
+    if dirs:
+        quoted = " ".join(shlex.quote(d) for d in dirs)
+        host.check(f"mkdir -p -- {quoted} && chmod 700 -- {quoted}", "the parts' directories")
+    if "webui" in ctx.opts.profiles and not host.view().read(file_exists_fact(webui_admin_path(ctx))):
+        host.write(webui_admin_path(ctx), webui_admin_text(), 0o600)
+        made.append(WEBUI_ADMIN_FILE)
+    return made
 
 
 def digest(rendered: Files) -> str:
@@ -110,7 +139,8 @@ def current(ctx: Ctx, view: View) -> Files | None:
 def step(ctx: Ctx) -> Step:
     def check(view: View) -> str | None:
         rendered = current(ctx, view)
-        if rendered is not None and not changed(rendered, view):
+        admin_missing = "webui" in ctx.opts.profiles and not view.read(file_exists_fact(webui_admin_path(ctx)))
+        if rendered is not None and not changed(rendered, view) and not admin_missing:
             return f"rendered files unchanged ({len(rendered)} files in {ctx.layout.tier_dir(ctx.tier.name)}) — skipped"
         return None
 
@@ -123,7 +153,8 @@ def step(ctx: Ctx) -> Step:
             text, mode = rendered[path]
             host.write(path, text, mode)
         save_local_key(ctx, rendered[secrets_path(ctx)][0])
-        names = ", ".join(p.rsplit("/", 1)[1] for p in todo)
+        made = ensure_part_state(ctx, host)
+        names = ", ".join([p.rsplit("/", 1)[1] for p in todo] + [f"made {m} (0600)" for m in made])
         return host.record(ctx.key("render"), digest(rendered), f"uploaded {names}")
 
     return Step("render", f"render tier {ctx.tier.name} with this host's numbers and upload it", act, check)

@@ -60,7 +60,7 @@ def step(ctx: Ctx) -> Step:
         rendered = render_step.current(ctx, host.view())
         host.forget(ctx.key("server"))
         if ctx.runner == "compose":
-            parts = active_profiles("", (), ctx.opts.idle_stop)[1:]      # the idle-stop service, when asked
+            parts = active_profiles("", ctx.opts.profiles, ctx.opts.idle_stop)[1:]   # --profiles, idle-stop
             code, out = host.run(runners.compose_up(ctx.layout, ctx.tier, ctx.opts.project, wait_s, parts),
                                  timeout=wait_s + 300)
             why = out.strip().splitlines()[-1:] if code else []
