@@ -37,6 +37,10 @@ ADMIN_EMAIL = "admin@rentstack.example"
 """Login name of the generated admin (a reserved example domain: it never receives mail)."""
 WEBUI_ADMIN_FILE = "webui/admin.env"
 """The chat UI's admin login, relative to the state directory (0600, generated once, kept)."""
+PART_DIRS = {"webui": ("webui", "webui/data"), "monitoring": ("prometheus",)}
+"""Where each part keeps its data, relative to the state directory (compose.env's
+RENTSTACK_WEBUI_DIR and RENTSTACK_PROMETHEUS_DIR): beside the tier directories, which a
+re-render replaces, so the UI's users and the metrics history survive it."""
 
 
 def check_profiles(profiles: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -135,8 +139,8 @@ def compose_env_values(profiles: tuple[str, ...], idle_stop: str, idle_action: s
         ("RENTSTACK_IDLE_ACTION", idle_action),
         ("RENTSTACK_WEBUI_PORT", str(WEBUI_PORT)),
         ("RENTSTACK_WEBUI_MODEL_PARAMS", "{}"),   # the UI's default sampling parameters (JSON); {} = the model's
-        ("RENTSTACK_PROMETHEUS_DIR", f"{state_dir}/prometheus"),
-        ("RENTSTACK_WEBUI_DIR", f"{state_dir}/webui"),
+        ("RENTSTACK_PROMETHEUS_DIR", f"{state_dir}/{PART_DIRS['monitoring'][0]}"),
+        ("RENTSTACK_WEBUI_DIR", f"{state_dir}/{PART_DIRS['webui'][0]}"),
     ]
 
 

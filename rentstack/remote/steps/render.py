@@ -21,7 +21,7 @@ from rentstack.remote.steps import Step
 from rentstack.remote.steps import front as front_step
 from rentstack.remote.steps.context import Ctx, Host, View
 from rentstack.render import Deployment, build_deployment
-from rentstack.render.around import PROJECT_FILES, WEBUI_ADMIN_FILE, active_profiles, webui_admin_text
+from rentstack.render.around import PART_DIRS, PROJECT_FILES, WEBUI_ADMIN_FILE, active_profiles, webui_admin_text
 from rentstack.render.artifacts import runtime_env_text, tier_files
 from rentstack.render.secrets import (METRICS_VAR, SECRETS_FILE, new_api_key, new_metrics_token, parse_api_key,
                                      parse_secret)
@@ -98,11 +98,8 @@ def webui_admin_path(ctx: Ctx) -> str:
 
 
 def part_dirs(ctx: Ctx) -> list[str]:
-    """Directories the parts keep their data in (compose.env's RENTSTACK_*_DIR): beside the
-    tier directories on the data disk, so a re-render keeps the UI's users and the metrics."""
-    dirs = {"webui": (f"{ctx.layout.deploy}/webui", f"{ctx.layout.deploy}/webui/data"),
-            "monitoring": (f"{ctx.layout.deploy}/prometheus",)}
-    return [d for part in ctx.opts.profiles for d in dirs.get(part, ())]
+    """The parts' data directories on the host's data disk (rentstack.render.around.PART_DIRS)."""
+    return [f"{ctx.layout.deploy}/{d}" for part in ctx.opts.profiles for d in PART_DIRS.get(part, ())]
 
 
 def ensure_part_state(ctx: Ctx, host: Host) -> list[str]:
