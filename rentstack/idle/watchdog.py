@@ -7,7 +7,7 @@ Standard library only (runs with the host's or the base image's python3). Config
 environment variables, never by secrets on the command line:
   RENTSTACK_IDLE_STOP        the window: 30m, 1h, 90s (required; 0 or off = do nothing)
   RENTSTACK_IDLE_ACTION      stop (default) | poweroff
-  RENTSTACK_IDLE_METRICS_URL e.g. http://front:8080/metrics
+  RENTSTACK_IDLE_METRICS_URL e.g. http://front:8081/metrics
   RENTSTACK_METRICS_TOKEN    bearer token for /metrics (else VLLM_API_KEY; from secrets.env)
   RENTSTACK_IDLE_INTERVAL    seconds between reads (default 15)
   RENTSTACK_IDLE_TARGET      compose:<project> (stops its vllm-* containers via the Docker socket)

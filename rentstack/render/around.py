@@ -5,7 +5,8 @@
   idle-stop   the idle watchdog (rentstack/idle/watchdog.py) on the base image, stopping the server
 
 Pure: names, images and the values compose.yaml and compose.env need. Every part reaches
-vLLM only through `front` (http://front:8080 on the compose network), never directly.
+vLLM only through `front` (http://front:8081 on the compose network: the front's plain listener
+that is never published), never directly.
 """
 
 from __future__ import annotations

@@ -29,7 +29,12 @@ AUTH_JS = Path(__file__).resolve().parents[2] / "scripts" / "front" / "auth.js"
 """The njs module that checks the key; copied next to the rendered nginx.conf."""
 
 FRONT_PORT = 8080
-"""Where the front listens inside compose (`http://front:8080` for other services)."""
+"""The front's published listener inside compose (HTTPS when the tier serves TLS)."""
+
+FRONT_INTERNAL_PORT = 8081
+"""The front's second listener inside compose, never published and always plain HTTP, with the
+same key rules: the parts on the compose network (webui, monitoring, idle-stop) reach vLLM at
+`http://front:8081`, so a --public/--tls front's certificate is no concern of theirs."""
 
 VLLM_INTERNAL_PORT = CONTAINER_PORT
 """Where vLLM listens behind the front in compose: `vllm:8000` on the internal network."""
@@ -100,12 +105,15 @@ def key_map_text(key: str, metrics_token: str) -> str:
 
 
 def front_values(*, upstream: str, listen: str, paths: FrontPaths, tls: bool, resolver: str | None,
-                 require_key: bool, limits: FrontLimits = FrontLimits(), njs: bool = True) -> dict[str, object]:
-    """Every value templates/nginx.conf.j2 substitutes, computed here."""
+                 require_key: bool, limits: FrontLimits = FrontLimits(), njs: bool = True,
+                 internal_listen: str | None = None) -> dict[str, object]:
+    """Every value templates/nginx.conf.j2 substitutes, computed here. ``internal_listen``: a
+    second, plain listener with the same rules (compose: for the services beside the server)."""
     return {
         "auth": ("njs" if njs else "map") if require_key else "open",
         "key_map": f"{paths.front_dir}/key.map.conf",
         "listen": f"{listen} ssl" if tls else listen,
+        "internal_listen": internal_listen,
         "upstream": upstream,
         "resolver": resolver,
         "auth_js": f"{paths.front_dir}/auth.js",
@@ -123,9 +131,11 @@ def front_values(*, upstream: str, listen: str, paths: FrontPaths, tls: bool, re
 
 
 def compose_front_values(*, tls: bool, require_key: bool) -> dict[str, object]:
-    """The compose runner: vLLM is `vllm:8000` on the internal network; the front listens on 8080."""
+    """The compose runner: vLLM is `vllm:8000` on the internal network; the front listens on 8080
+    (published) and 8081 (plain, for the services beside the server)."""
     return front_values(upstream=f"http://vllm:{VLLM_INTERNAL_PORT}", listen=str(FRONT_PORT), paths=COMPOSE_PATHS,
-                        tls=tls, resolver=DOCKER_DNS, require_key=require_key)
+                        tls=tls, resolver=DOCKER_DNS, require_key=require_key,
+                        internal_listen=str(FRONT_INTERNAL_PORT))
 
 
 def native_front_values(*, bind: str, port: int, vllm_port: int, front_dir: str, log_dir: str, tls: bool,

@@ -19,7 +19,7 @@ from rentstack.render.deployment import Deployment
 from rentstack.safe import check_text, env_line, yaml_scalar
 from rentstack.config import Tier, list_tiers
 from rentstack.releases import Release, default_release
-from rentstack.render.front import CONTAINER_FRONT_DIR, FRONT_PORT
+from rentstack.render.front import CONTAINER_FRONT_DIR, FRONT_INTERNAL_PORT, FRONT_PORT
 from rentstack.versions import FRONT_IMAGE, VLLM_CPU_IMAGE
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -155,4 +155,5 @@ def render_root_compose(tiers: list[Tier]) -> str:
     services = [*services, custom]
     return _env().get_template("compose.yaml.j2").render(
         services=services, profiles=", ".join(json.dumps(s["profile"]) for s in services),
-        front_image=FRONT_IMAGE, front_port=FRONT_PORT, front_dir=CONTAINER_FRONT_DIR, **around.template_values())
+        front_image=FRONT_IMAGE, front_port=FRONT_PORT, front_internal_port=FRONT_INTERNAL_PORT,
+        front_dir=CONTAINER_FRONT_DIR, **around.template_values())

@@ -48,7 +48,9 @@ def around(smollm2, tmp_path_factory):
     # A 135M model rambles at the UI's default temperature: greedy and short, so the answer is checkable.
     os.environ["RENTSTACK_WEBUI_MODEL_PARAMS"] = '{"temperature": 0, "max_tokens": 48}'
     try:
-        assert main(["up", *common, "--port", str(api), "--profiles", "webui monitoring"]) == 0
+        # --tls: the published listener serves HTTPS (as with --public); the parts must still reach
+        # vLLM through the front's plain internal listener (http://front:8081).
+        assert main(["up", *common, "--port", str(api), "--tls", "--profiles", "webui monitoring"]) == 0
         yield state, api, ui
     finally:
         main(["down", *common])
@@ -64,6 +66,7 @@ def _prometheus(state: Path, path: str) -> dict:
 
 def test_prometheus_scrapes_vllm_through_the_front_with_the_token(around):
     state, api, _ = around
+    assert json.loads((state / "cpu" / "deployment.json").read_text())["endpoint"] == f"https://127.0.0.1:{api}"
     deadline = time.monotonic() + 90
     while True:
         targets = _prometheus(state, "/api/v1/targets")["data"]["activeTargets"]
@@ -73,7 +76,7 @@ def test_prometheus_scrapes_vllm_through_the_front_with_the_token(around):
     assert len(targets) == 1
     target = targets[0]
     assert target["labels"]["job"] == "vllm"
-    assert target["scrapeUrl"] in ("http://front:8080/metrics", "https://front:8080/metrics")
+    assert target["scrapeUrl"] == "http://front:8081/metrics"
     assert target["health"] == "up", target.get("lastError")
 
     series = _prometheus(state, "/api/v1/query?query=vllm:num_requests_running")["data"]["result"]
@@ -81,7 +84,7 @@ def test_prometheus_scrapes_vllm_through_the_front_with_the_token(around):
 
     # The token is in secrets.env only: not in the config Prometheus runs with, not in compose.yaml.
     token = read_env_file(state / "cpu" / "secrets.env")["RENTSTACK_METRICS_TOKEN"]
-    config = _compose(state, "exec", "-T", "prometheus", "cat", "/run/rentstack/prometheus.yml").stdout
+    config = _compose(state, "exec", "-T", "prometheus", "cat", "/etc/rentstack/prometheus.yml").stdout
     assert "credentials_file: /run/rentstack/metrics_token" in config and token not in config
     mode = _compose(state, "exec", "-T", "prometheus", "stat", "-c", "%a", "/run/rentstack/metrics_token").stdout
     assert mode.strip() == "600"

@@ -42,8 +42,8 @@ def test_parts_reach_vllm_only_through_front_and_hold_no_secret():
     assert services["webui"]["profiles"] == ["webui"]
     assert services["prometheus"]["profiles"] == ["monitoring"]
     assert services["idle-stop"]["profiles"] == ["idle-stop"]
-    assert services["webui"]["environment"]["OPENAI_API_BASE_URL"].endswith("://front:8080/v1")
-    assert services["idle-stop"]["environment"]["RENTSTACK_IDLE_METRICS_URL"].endswith("://front:8080/metrics")
+    assert services["webui"]["environment"]["OPENAI_API_BASE_URL"] == "http://front:8081/v1"
+    assert services["idle-stop"]["environment"]["RENTSTACK_IDLE_METRICS_URL"] == "http://front:8081/metrics"
     for name in ("webui", "prometheus", "idle-stop"):
         svc = services[name]
         assert svc["pull_policy"] == "never"

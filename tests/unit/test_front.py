@@ -33,6 +33,7 @@ def test_compose_conf_allowlists_and_asks_for_the_key():
     assert "proxy_pass" not in locs["/"] and "return 404" in locs["/"]
     assert all("return 401" in block for block in locs.values())
     assert "listen 8080;" in conf and "ssl_certificate" not in conf
+    assert re.search(r"^        listen 8081;", conf, re.M)       # the parts' listener, same server block
     assert "set $vllm http://vllm:8000;" in conf and "resolver 127.0.0.11" in conf
     assert "proxy_buffering off;" in conf and "client_max_body_size 16m;" in conf
     # the access log format names no header: the Authorization header can never be logged
@@ -49,6 +50,22 @@ def test_native_conf_points_at_loopback_and_reads_its_own_files():
     assert "js_import auth from /data/rs/cpu/front/auth.js;" in conf
     assert "ssl_certificate /data/rs/cpu/front/tls.crt;" in conf
     assert "access_log /data/rs/logs/front-access.log front;" in conf
+
+
+def test_compose_tls_keeps_a_plain_listener_for_the_parts_beside_the_server():
+    """--public/--tls make the published listener HTTPS; webui, monitoring and idle-stop still
+    reach http://front:8081 (not published), under the same key rules, in the same server block."""
+    conf = render_front_conf("cpu", compose_front_values(tls=True, require_key=True))
+    server = conf[conf.index("    server {"):]
+    assert re.findall(r"^        listen (.*);", server, re.M)[:2] == ["8080 ssl", "8081"]
+    assert server.count("server {") == 1 and "ssl_certificate /etc/rentstack/front/tls.crt;" in server
+
+
+def test_native_front_has_no_second_listener():
+    conf = render_front_conf("cpu", native_front_values(bind="127.0.0.1", port=8000, vllm_port=18000,
+                                                        front_dir="/d/front", log_dir="/d/logs", tls=False,
+                                                        require_key=True))
+    assert re.findall(r"^        listen (.*);", conf, re.M) == ["127.0.0.1:8000"]
 
 
 def test_no_api_key_keeps_the_allowlist():
