@@ -217,7 +217,7 @@ def _run(action: str, call: Call, dry_run: bool, auto_fix: object) -> None:
 
 
 _SERVE = ("tier", "model", "data_dir", "port", "bind", "runner", "project", "wheels", "health_timeout", "sets",
-          "force", "vllm_version", "idle_stop", "idle_action", "profiles")
+          "force", "plain_http", "vllm_version", "idle_stop", "idle_action", "profiles")
 
 
 @host_task(*_SERVE, "endpoint", "hf_endpoint")

@@ -127,6 +127,9 @@ class Options:
     profiles: tuple[str, ...] = field(default=(), metadata=_help(
         "parts beside the server on a Docker host: webui (Open WebUI), monitoring (Prometheus), "
         "comma-separated (default none; the idle stop is --idle-stop)"))
+    plain_http: bool = field(default=False, metadata=_help(
+        "with a --bind other than 127.0.0.1 on a port AutoDL does not proxy: publish the front over plain "
+        "HTTP anyway (a private network you trust; the key crosses it in clear)"))
     vllm_version: str | None = field(default=None, metadata=_help(
         "GPU tiers: this vLLM release (e.g. 0.11.0, 0.32.0+cu129) instead of the newest one the host's driver "
         "and cards run; checked the same way (rentstack/config/releases.yaml)"))

@@ -307,3 +307,33 @@ def test_a_provisioned_host_plans_nothing_and_each_step_says_why(tmp_path) -> No
     assert got["runtime: front"][1] == "nginx 1.22.1 present, key checked by njs — skipped"
     assert got["render"][1].startswith(f"rendered files unchanged ({len(rendered)} files in ")
     assert got["server"][1] == "server running and healthy with this configuration on 127.0.0.1:8000 — skipped"
+
+
+def test_a_public_bind_over_plain_http_is_refused_before_anything_runs() -> None:
+    """A rented host's front serves plain HTTP: beyond loopback, the key would cross the network in
+    clear. Refused before the first step (no command but the facts read), unless --plain-http."""
+    host = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    ctx, _ = connect(host, Options(model="modelscope:Qwen/Qwen3-0.6B", bind="0.0.0.0", port=8000))
+    before = list(host.commands)
+    for action in ("provision", "up"):
+        with pytest.raises(RentstackError) as err:
+            PLANS[action](ctx)
+        assert str(err.value).startswith("--bind 0.0.0.0 would publish root@region-1.autodl.com:12345's front door on "
+                                         "port 8000 over plain HTTP")
+        assert "--plain-http" in str(err.value) and "fab tunnel" in str(err.value)
+    assert host.commands == before
+    assert [s.name for s in PLANS["download"](ctx)][-1] == "weights"     # a download publishes nothing
+
+    report = _dry_run(CapturedHost(size=50 * GIB, avail=49 * GIB), bind="0.0.0.0", port=8000, plain_http=True)
+    assert report.ok, report.text()
+    with pytest.raises(RentstackError, match=r"^--bind 10\.0\.0\.5 would publish"):
+        _dry_run(CapturedHost(size=50 * GIB, avail=49 * GIB), bind="10.0.0.5", port=9000)
+
+
+def test_autodls_proxied_port_may_be_published() -> None:
+    """On AutoDL's custom-service port the provider's proxy serves HTTPS: no refusal."""
+    gather = GATHER.replace("@@rentstack-fact:autodl\n",
+                            "@@rentstack-fact:autodl\nexport AutoDLService6006URL=\"https://u1-x.seetacloud.com:8443\"\n")
+    assert gather != GATHER
+    report = _dry_run(CapturedHost(size=50 * GIB, avail=49 * GIB, gather=gather), bind="0.0.0.0", port=6006)
+    assert report.ok, report.text()

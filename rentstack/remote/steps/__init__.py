@@ -150,9 +150,30 @@ def plan_lines(steps: list[Step]) -> list[str]:
     return [f"{i}. {s.name}: {s.summary}" for i, s in enumerate(steps, 1)]
 
 
+def check_exposure(ctx: Ctx) -> None:
+    """Refuse, before anything is done, to publish the front over plain HTTP beyond loopback.
+
+    A rented host's front serves plain HTTP (HTTPS with a certificate on the host is not built):
+    on 127.0.0.1 it is reached through `fab tunnel` (SSH encrypts); on AutoDL's custom-service
+    port the provider's proxy adds HTTPS in front of it. Anywhere else the bearer key would cross
+    the network in clear, so that takes --plain-http."""
+    import ipaddress
+
+    if ipaddress.ip_address(ctx.opts.bind).is_loopback or ctx.opts.port in ctx.facts.autodl_urls:
+        return
+    if not ctx.opts.plain_http:
+        raise RentstackError(
+            f"--bind {ctx.opts.bind} would publish {ctx.label}'s front door on port {ctx.opts.port} over plain HTTP, "
+            "so the API key would cross the network in clear: keep the default --bind 127.0.0.1 and use "
+            "`fab tunnel`, or on AutoDL use --port 6006 (its proxy serves HTTPS), or add --plain-http on a "
+            "private network you trust")
+
+
 def provision_steps(ctx: Ctx) -> list[Step]:
     """Everything: disk, caches, weights, then (with the GPUs there) docker, runtime, render, server."""
     from rentstack.remote.steps import caches, disk, docker, front, render, runtime, server, weights
+
+    check_exposure(ctx)
 
     # A GPU tier on a host booted without GPU stops after the download: the runtime's
     # room is checked by the `fab up` that follows, on the host with its GPU.
@@ -188,6 +209,7 @@ def download_steps(ctx: Ctx) -> list[Step]:
 def up_steps(ctx: Ctx) -> list[Step]:
     from rentstack.remote.steps import disk, docker, front, render, runtime, server, weights
 
+    check_exposure(ctx)
     if ctx.tier.accelerator == "gpu" and not ctx.facts.gpus:
         raise RentstackError(f"tier {ctx.tier.name} needs a GPU but {ctx.label} has none "
                              "(nvidia-smi sees no GPU): boot the instance with its GPU, then run `fab up` again")

@@ -49,6 +49,18 @@ def test_native_dry_run_plans_and_changes_nothing(hosts, fab) -> None:
     assert host.exec(f"ls -A {host.data_dir} | grep -v lost+found", check=False).strip() == ""
 
 
+def test_plain_http_beyond_loopback_is_refused_before_touching_the_host(hosts, fab) -> None:
+    """The host is AutoDL-like (its 6006 is proxied with HTTPS); any other port on 0.0.0.0 would
+    carry the key in clear, so provision stops with one line and the data disk stays empty."""
+    host = hosts["native"]
+    r = fab("provision", *_common(host), "--bind", "0.0.0.0")
+    assert r.code == 1, r.text
+    assert f"--bind 0.0.0.0 would publish {host.address}'s front door on port {host.server_port} over plain HTTP" \
+        in r.err, r.text
+    assert "Traceback" not in r.text
+    assert host.exec(f"ls -A {host.data_dir} | grep -v lost+found", check=False).strip() == ""
+
+
 def test_native_provision_end_to_end(hosts, fab, credentials) -> None:
     """AutoDL-like container without Docker: grows the disk, uploads the model, installs vLLM
     into a venv from the read-only wheelhouse, starts it detached, chats through the tunnel."""
