@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rentstack.commands._common import REPO
-from rentstack.local.image import build_cpu_image
+from rentstack.local.image import build_cpu_image, build_front_image
 from rentstack.local.models import ensure_model
 from rentstack.config import load_catalog
 from rentstack.versions import VLLM_CPU_IMAGE
@@ -21,7 +21,10 @@ def _needs_docker(docker_required):
 
 @pytest.fixture(scope="session")
 def cpu_image(docker_required) -> str:
+    """The CPU image, and the front door's image every served tier runs beside it (the SSH test
+    hosts share this Docker daemon, so a compose host finds both instead of pulling a base)."""
     build_cpu_image()
+    build_front_image()
     return VLLM_CPU_IMAGE
 
 
