@@ -86,7 +86,7 @@ def test_compose_provision_with_prometheus_through_the_front(hosts, fab) -> None
             time.sleep(2)
         assert len(targets) == 1
         assert targets[0]["labels"]["job"] == "vllm"
-        assert targets[0]["scrapeUrl"] == "http://front:8080/metrics"
+        assert targets[0]["scrapeUrl"] == "http://front:8081/metrics"
         assert targets[0]["health"] == "up", targets[0].get("lastError")
         series = _prometheus(container, "/api/v1/query?query=vllm:num_requests_running")["data"]["result"]
         assert series and series[0]["metric"]["model_name"] == "smollm2-135m"
@@ -94,7 +94,7 @@ def test_compose_provision_with_prometheus_through_the_front(hosts, fab) -> None
         # The token lives in secrets.env on the host only: not in the config Prometheus runs with.
         secrets = host.exec(f"cat {deploy}/cpu/secrets.env")
         metrics_token = re.search(r"^RENTSTACK_METRICS_TOKEN=(\S+)$", secrets, re.M).group(1)
-        config = subprocess.run(["docker", "exec", container, "cat", "/run/rentstack/prometheus.yml"],
+        config = subprocess.run(["docker", "exec", container, "cat", "/etc/rentstack/prometheus.yml"],
                                 capture_output=True, text=True).stdout
         assert "credentials_file: /run/rentstack/metrics_token" in config and metrics_token not in config
         # The time series are on the host's data disk, in a directory only root reads.
