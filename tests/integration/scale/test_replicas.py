@@ -81,7 +81,10 @@ def test_router_spreads_survives_a_dead_replica_and_takes_it_back(replicas, ray_
     proc = subprocess.Popen(
         [str(REPO / ".venv/bin/fab"), "router", "--host", _hosts(ray_hosts), "--tier", "cpu", "--port", str(PORT),
          "--local-port", str(local), "--policy", "round_robin", "--seconds", "900", "--key", str(ray_hosts["key"])],
-        cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        # Ctrl-C as in a terminal: a test run started in the background (nohup ... &) passes SIGINT
+        # down as ignored, and Python then never raises KeyboardInterrupt in fab.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     url = f"http://127.0.0.1:{local}"
     try:
         deadline = time.monotonic() + 120
