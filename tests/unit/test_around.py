@@ -54,6 +54,15 @@ def test_parts_reach_vllm_only_through_front_and_hold_no_secret():
     assert services["webui"]["ports"] == ["${RENTSTACK_BIND:-127.0.0.1}:${RENTSTACK_WEBUI_PORT:-3000}:8080"]
 
 
+def test_every_service_key_compose_requires_a_mapping_for_is_one():
+    """`environment:` left empty renders as null, which docker compose refuses for the whole file
+    ("services.prometheus.environment must be a mapping") — every tier's `up` would fail."""
+    for name, svc in _compose()["services"].items():
+        for key in ("environment", "labels", "depends_on", "healthcheck"):
+            if key in svc:
+                assert isinstance(svc[key], dict), (name, key, svc[key])
+
+
 def test_webui_admin_file_is_private_and_kept(tmp_path):
     admin = ensure_webui_files(tmp_path)
     assert stat.S_IMODE(admin.stat().st_mode) == 0o600
