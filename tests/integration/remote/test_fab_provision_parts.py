@@ -23,17 +23,9 @@ from rentstack.config import load_tier
 from rentstack.remote import runners
 from rentstack.remote.facts import parse_compose_services
 from rentstack.remote.layout import Layout
+from fab_report import step_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _steps(text: str) -> dict[str, str]:
-    lines = {}
-    for line in text.splitlines():
-        m = re.match(r"^\s+\[(ok  |skip|plan|FAIL)\] ([^:]+(?:: \w+)?): (.*)$", line)
-        if m:
-            lines[m.group(2)] = f"{m.group(1).strip()}|{m.group(3)}"
-    return lines
 
 
 def _prometheus(container: str, path: str) -> dict:
@@ -49,7 +41,7 @@ def test_native_host_refuses_the_parts_before_any_step(hosts, fab) -> None:
             "--profiles", "webui,monitoring")
     assert r.code == 1, r.text
     assert "webui and monitoring need Docker" in r.text and "fab tunnel" in r.text, r.text
-    assert _steps(r.out) == {}, r.out          # refused before the first step: nothing ran, nothing planned
+    assert step_lines(r.out) == {}, r.out          # refused before the first step: nothing ran, nothing planned
 
 
 def test_compose_provision_with_prometheus_through_the_front(hosts, fab) -> None:
@@ -61,12 +53,12 @@ def test_compose_provision_with_prometheus_through_the_front(hosts, fab) -> None
     try:
         dry = fab("provision", *common, "--dry-run")
         assert dry.code == 0, dry.text
-        assert _steps(dry.out)["runtime: parts"] == \
+        assert step_lines(dry.out)["runtime: parts"] == \
             "skip|rentstack/open-webui:0.12.4, rentstack/prometheus:2.42.0 present — skipped", dry.out
 
         r = fab("provision", *common)
         assert r.code == 0, r.text
-        steps = _steps(r.out)
+        steps = step_lines(r.out)
         assert steps["runtime: parts"].startswith("skip|rentstack/open-webui:0.12.4, rentstack/prometheus:2.42.0"), r.out
         assert steps["render"].startswith("ok|") and "prometheus.yml" in steps["render"], r.out
         assert steps["server"].startswith("ok|compose server healthy"), r.out
@@ -129,7 +121,7 @@ def test_compose_provision_with_prometheus_through_the_front(hosts, fab) -> None
 
         again = fab("provision", *common)
         assert again.code == 0, again.text
-        assert all(v.startswith("skip|") for v in _steps(again.out).values()), again.out
+        assert all(v.startswith("skip|") for v in step_lines(again.out).values()), again.out
     finally:
         r = fab("down", "--host", host.address, "--data-dir", host.data_dir, "--project", host.project)
     assert r.code == 0 and "containers removed" in r.out, r.text
