@@ -130,23 +130,27 @@ class SpaceNeed:
     caches: float = CACHE_GIB
     margin: float = MARGIN_GIB
     runtime_label: str = "venv"
+    parts: float = 0.0
+    """Images of --profiles parts still to build on a Docker host (with their build context)."""
 
     @property
     def total_gib(self) -> float:
-        return self.weights + self.runtime + self.caches + self.margin
+        return self.weights + self.runtime + self.parts + self.caches + self.margin
 
     def describe(self) -> str:
-        return (f"weights {self.weights:.2f} + {self.runtime_label} {self.runtime:.2f} + caches {self.caches:.2f}"
-                f" + margin {self.margin:.2f} = {self.total_gib:.2f} GiB")
+        parts = f" + parts {self.parts:.2f}" if self.parts else ""
+        return (f"weights {self.weights:.2f} + {self.runtime_label} {self.runtime:.2f}{parts} + caches "
+                f"{self.caches:.2f} + margin {self.margin:.2f} = {self.total_gib:.2f} GiB")
 
 
 def space_need(weights_gib: float, *, accelerator: str, runner: str, weights_present: bool,
-               runtime_present: bool) -> SpaceNeed:
-    """What still needs room: parts already in place count zero."""
+               runtime_present: bool, parts_gib: float = 0.0) -> SpaceNeed:
+    """What still needs room: what is already in place counts zero (``parts_gib``: the
+    --profiles images still missing, rentstack.render.around.PartImage.gib)."""
     table = VENV_GIB if runner == "native" else IMAGE_GIB
     return SpaceNeed(weights=0.0 if weights_present else weights_gib,
                      runtime=0.0 if runtime_present else table[accelerator],
-                     runtime_label="venv" if runner == "native" else "image")
+                     runtime_label="venv" if runner == "native" else "image", parts=parts_gib)
 
 
 def check_space(need: SpaceNeed, free_bytes: int, data_dir: str, note: str = "") -> str:

@@ -235,3 +235,31 @@ def test_server_step_passes_the_parts_to_compose_and_down_stops_them() -> None:
     assert "--profile webui --profile monitoring --profile idle-stop down --remove-orphans" in down
     state = runners.compose_parts_state(ctx.layout, ctx.tier, ctx.opts.project)
     assert state.endswith("ps -a --format '{{.Service}} {{.State}} {{.Status}}' webui prometheus idle-stop")
+
+
+def test_disk_check_counts_the_parts_images_still_to_build() -> None:
+    """Open WebUI's image (3 GB) and its uploaded wheelhouse land on the host too: the space
+    check counts the parts that are missing, and only those."""
+    base = {"rentstack/vllm-cpu:0.32.0", "rentstack/front:nginx-1.22.1"}
+    for images, parts in ((base, 3.6 + 0.5), (base | {PROMETHEUS_IMAGE}, 3.6),
+                          (base | {PROMETHEUS_IMAGE, OPEN_WEBUI_IMAGE}, 0.0)):
+        host = FakeHost(images=images, dry=True)
+        ctx, io = connect(host, _opts(profiles=("webui", "monitoring")))
+        report = run_steps(PLANS["provision"](ctx), RunReport("vm"), io, dry_run=True)
+        detail = {r.name: r.detail for r in report.results}["disk: space"]
+        assert (f" + parts {parts:.2f} + " in detail) == bool(parts), detail
+    # without --profiles nothing is added
+    ctx, io = connect(FakeHost(images=base, dry=True), _opts())
+    report = run_steps(PLANS["provision"](ctx), RunReport("vm"), io, dry_run=True)
+    assert "parts" not in {r.name: r.detail for r in report.results}["disk: space"]
+
+
+def test_disk_check_refuses_a_disk_too_small_for_the_ui() -> None:
+    from rentstack.errors import RentstackError
+    from rentstack.remote.layout import check_space, space_need
+
+    need = space_need(0.26, accelerator="cpu", runner="compose", weights_present=False, runtime_present=True,
+                      parts_gib=3.6)
+    with pytest.raises(RentstackError, match=r"needs weights 0\.26 \+ image 0\.00 \+ parts 3\.60 \+ caches 1\.00 "
+                                             r"\+ margin 1\.00 = 5\.86 GiB"):
+        check_space(need, 5 * GIB, DATA)

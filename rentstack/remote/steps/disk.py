@@ -5,13 +5,14 @@ from __future__ import annotations
 import shlex
 
 from rentstack.errors import RentstackError
-from rentstack.remote.facts import GROW_SLACK_BYTES, df_size_fact, df_space_fact, image_present_fact
+from rentstack.remote.facts import GROW_SLACK_BYTES, df_size_fact, df_space_fact, image_present_fact, images_fact
 from rentstack.remote.layout import GIB, check_space, space_need
 from rentstack.remote.steps import Step
 from rentstack.remote.steps.context import Ctx, Host, View
 from rentstack.remote.steps.runtime import venv_marker_fact
 from rentstack.remote.steps.weights import weights_digest
 from rentstack.render import image_for
+from rentstack.render.around import part_images
 
 
 def require_data_dir(ctx: Ctx) -> None:
@@ -77,13 +78,24 @@ def runtime_present(ctx: Ctx, view: View) -> bool:
     return view.read(venv_marker_fact(ctx)) is not None
 
 
+def missing_parts_gib(ctx: Ctx, view: View) -> float:
+    """Room for the --profiles images a Docker host does not hold yet (0 on native hosts,
+    which refuse the parts before this step)."""
+    images = part_images(ctx.opts.profiles) if ctx.runner == "compose" else ()
+    if not images:
+        return 0.0
+    present = view.read(images_fact(tuple(i.tag for i in images)))
+    return sum(i.gib for i in images if not present.get(i.tag))
+
+
 def space(ctx: Ctx, runtime: bool = True) -> Step:
     def check(view: View) -> str | None:
         require_data_dir(ctx)
         digest = weights_digest(ctx)
         need = space_need(ctx.model.weights_gib, accelerator=ctx.tier.accelerator, runner=ctx.runner,
                           weights_present=digest is not None and view.done(ctx.weights_key, digest),
-                          runtime_present=(not runtime) or runtime_present(ctx, view))
+                          runtime_present=(not runtime) or runtime_present(ctx, view),
+                          parts_gib=missing_parts_gib(ctx, view) if runtime else 0.0)
         free, note = free_bytes(ctx, view)
         return check_space(need, free, ctx.opts.data_dir, note)
 
