@@ -198,10 +198,9 @@ def _stderr(line: str) -> None:
 
 def _print_parts(stack: Stack, dep, state_dir: Path, endpoint: str) -> None:
     if "webui" in dep.profiles:
-        host = endpoint.rsplit(":", 1)[0]
         port = read_env_file(stack.env_file).get("RENTSTACK_WEBUI_PORT") or around.WEBUI_PORT
-        print(f"chat UI: {host}:{port}/  (log in as {ADMIN_EMAIL}; password: WEBUI_ADMIN_PASSWORD in "
-              f"{(state_dir / 'webui' / 'admin.env').resolve()}, mode 0600)")
+        print(f"chat UI: http://127.0.0.1:{port}/  (log in as {ADMIN_EMAIL}; password: WEBUI_ADMIN_PASSWORD in "
+              f"{(state_dir / around.WEBUI_ADMIN_FILE).resolve()}, mode 0600)")
     if "monitoring" in dep.profiles:
         print("metrics: Prometheus scrapes /metrics through the front every 5 s; query it with "
               f"`{' '.join(stack.cmd('exec', 'prometheus', 'curl', '-s', 'localhost:9090/api/v1/targets'))}`")

@@ -15,7 +15,6 @@ environment variables, never by secrets on the command line:
   RENTSTACK_IDLE_POWEROFF_CMD  a JSON list replacing the provider's power-off command
                              (tests use a recording command; nobody else needs it)
   RENTSTACK_IDLE_DRY_RUN     1: log what would be done, do nothing
-  RENTSTACK_IDLE_TLS_INSECURE 1: accept the front's self-signed certificate (compose network only)
 
 Rules (the pure core, `step`): the timer arms on the first /metrics answer (a server still
 loading is never idle); any running or waiting request, or any change of the finished,
@@ -32,7 +31,6 @@ import os
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -182,12 +180,11 @@ def log(message: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} idle-stop: {message}", flush=True)
 
 
-def read_sample(url: str, token: str | None, timeout: float = 5.0, insecure: bool = False) -> Sample:
+def read_sample(url: str, token: str | None, timeout: float = 5.0) -> Sample:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    context = ssl._create_unverified_context() if insecure else None
     now = time.monotonic()
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return Sample.from_metrics(now, parse_metrics(resp.read().decode("utf-8", "replace")))
     except (urllib.error.URLError, OSError, ValueError):
         return Sample(t=now, up=False)
@@ -305,7 +302,7 @@ def main(env: dict[str, str] | None = None) -> int:
     state = State()
     last_kind = ""
     while True:
-        sample = read_sample(url, token, insecure=env.get("RENTSTACK_IDLE_TLS_INSECURE") == "1")
+        sample = read_sample(url, token)
         state, decision = step(state, sample, window)
         # Log changes of kind (and every warning/stop), not every quiet read.
         if decision.kind != last_kind or decision.kind in ("warn", "stop"):

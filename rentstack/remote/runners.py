@@ -17,6 +17,7 @@ from pathlib import Path
 from rentstack.remote.front import nginx_argv
 from rentstack.remote.layout import Layout
 from rentstack.render.around import PROFILES as PARTS, SERVICES
+from rentstack.render.deployment import native_vllm_port
 from rentstack.render.front import FRONT_DIR
 from rentstack.render import compose_profile
 from rentstack.render.commands import compose_argv, compose_service
@@ -148,7 +149,9 @@ def idle_env(layout: Layout, tier: str, port: int, window: str, action: str) -> 
     """idle.env of the native watchdog: reads the server's /metrics on this host and stops its
     supervisor (the vLLM pid file) after `window`."""
     return {"RENTSTACK_IDLE_STOP": window, "RENTSTACK_IDLE_ACTION": action, "RENTSTACK_IDLE_INTERVAL": "15",
-            "RENTSTACK_IDLE_METRICS_URL": f"http://127.0.0.1:{int(port)}/metrics",
+            # vLLM's own loopback port: the front listens on --bind only (a specific address may
+            # leave 127.0.0.1 out), and vLLM's /metrics needs no key
+            "RENTSTACK_IDLE_METRICS_URL": f"http://127.0.0.1:{native_vllm_port(int(port))}/metrics",
             "RENTSTACK_IDLE_TARGET": f"native:{layout.pidfile(tier)}"}
 
 

@@ -21,7 +21,8 @@ PROFILES = ("webui", "monitoring", "idle-stop")
 """Profiles a user may add to a tier: `make up PROFILES="webui monitoring"`."""
 IDLE_ACTIONS = ("stop", "poweroff")
 WEBUI_PORT = 3000
-"""Host port of the chat UI (published on RENTSTACK_BIND like the API; the UI has its own login)."""
+"""Host port of the chat UI, on 127.0.0.1 only: it speaks plain HTTP, so a --public bind does not
+publish it (reach it from afar through an SSH tunnel)."""
 WATCHDOG_IN_PROJECT = "rentstack/idle/watchdog.py"
 """The watchdog's path relative to compose's project directory (the repo, or the host's deploy dir)."""
 PROMETHEUS_CONFIG = "scripts/prometheus/prometheus.yml"
@@ -136,10 +137,16 @@ def active_profiles(tier_profile: str, extra: tuple[str, ...], idle_stop: str) -
     return (tier_profile, *parts)
 
 
+REMOTE_IDLE_IMAGE = "python:3.11-slim"
+"""The idle watchdog's image on a rented Docker host: it needs python3 only, and such a host has
+no debootstrap'ed base but pulls from a registry (as it does for vLLM's image)."""
+
+
 def compose_env_values(profiles: tuple[str, ...], idle_stop: str, idle_action: str,
-                       state_dir: str, served_model: str) -> list[tuple[str, str]]:
+                       state_dir: str, served_model: str, idle_image: str = BASE_IMAGE) -> list[tuple[str, str]]:
     """compose.env lines for the parts (COMPOSE_PROFILES itself is written by the tier's render)."""
     return [
+        ("RENTSTACK_IDLE_IMAGE", idle_image),
         ("RENTSTACK_SERVED_MODEL", served_model),
         ("RENTSTACK_IDLE_STOP", idle_stop),
         ("RENTSTACK_IDLE_ACTION", idle_action),

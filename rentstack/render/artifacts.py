@@ -20,6 +20,7 @@ from rentstack.render.deployment import Deployment, native_vllm_port
 from rentstack.render.front import (FRONT_DIR, compose_front_values, front_files, key_map_text,
                                     native_front_values)
 from rentstack.render.secrets import METRICS_VAR, SECRETS_FILE, secrets_env_text
+from rentstack.versions import BASE_IMAGE
 from rentstack.render.templates import compose_profile, render_compose_env, render_vllm_yaml
 
 RECORD_FILE = "deployment.json"
@@ -108,7 +109,8 @@ def native_env(dep: Deployment, cache_env: dict[str, str]) -> dict[str, str]:
 
 def tier_files(dep: Deployment, *, api_key: str, state_dir: str, cache_dir: str,
                cache_env: dict[str, str] | None = None, metrics_token: str = "",
-               tls: tuple[str, str] | None = None, log_dir: str | None = None, njs: bool = True) -> Files:
+               tls: tuple[str, str] | None = None, log_dir: str | None = None, njs: bool = True,
+               idle_image: str = BASE_IMAGE) -> Files:
     """The tier directory's files for ``dep``'s runner.
 
     compose: vllm.yaml, compose.env (paths as the machine running compose sees them:
@@ -118,7 +120,8 @@ def tier_files(dep: Deployment, *, api_key: str, state_dir: str, cache_dir: str,
     native: vllm.yaml, runtime.env (``cache_env`` puts the caches on the data disk), and the
     front's files for the host's own nginx: its access log in ``log_dir``, the key checked by
     njs, or (``njs`` False: the host's distribution has no njs module) by key.map.conf (0600).
-    Both: secrets.env (0600: the key and ``metrics_token``) and deployment.json."""
+    Both: secrets.env (0600: the key and ``metrics_token``) and deployment.json. ``idle_image``:
+    the idle-stop service's image (a rented Docker host pulls render.around.REMOTE_IDLE_IMAGE)."""
     if dep.tls and tls is None:
         raise RentstackError("internal: a TLS front needs its certificate and key")
     files: Files = {"vllm.yaml": (render_vllm_yaml(dep), PUBLIC)}
@@ -128,7 +131,8 @@ def tier_files(dep: Deployment, *, api_key: str, state_dir: str, cache_dir: str,
         for name, value in front.items():
             files[f"{FRONT_DIR}/{name}"] = value
         digest = hashlib.sha256(json.dumps(sorted((n, t) for n, (t, _) in front.items())).encode()).hexdigest()[:16]
-        files["compose.env"] = (render_compose_env(dep, state_dir, cache_dir, front_digest=digest), PUBLIC)
+        files["compose.env"] = (render_compose_env(dep, state_dir, cache_dir, front_digest=digest,
+                                                   idle_image=idle_image), PUBLIC)
     else:
         files["runtime.env"] = (runtime_env_text(native_env(dep, cache_env or {})), PUBLIC)
         front_dir = f"{state_dir}/{dep.tier.name}/{FRONT_DIR}"

@@ -85,7 +85,8 @@ def render_front_conf(tier_name: str, values: dict[str, object]) -> str:
     return _env().get_template("nginx.conf.j2").render(version=__version__, tier=tier_name, **values)
 
 
-def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str, front_digest: str = "") -> list[tuple[str, str]]:
+def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str, front_digest: str = "",
+                       idle_image: str = around.BASE_IMAGE) -> list[tuple[str, str]]:
     values = [
         ("RENTSTACK_BIND", dep.bind),
         ("RENTSTACK_PORT", str(dep.port)),
@@ -97,7 +98,8 @@ def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str, front_di
         ("RENTSTACK_FRONT_DIGEST", front_digest),
         ("COMPOSE_PROFILES", ",".join(around.active_profiles(compose_profile(dep.tier.name), dep.profiles,
                                                              dep.idle_stop))),
-        *around.compose_env_values(dep.profiles, dep.idle_stop, dep.idle_action, state_dir, dep.model.name),
+        *around.compose_env_values(dep.profiles, dep.idle_stop, dep.idle_action, state_dir, dep.model.name,
+                                   idle_image),
     ]
     if dep.tier.accelerator == "cpu":
         values.append(("RENTSTACK_CPU_KV_GIB", str(dep.cpu_kv_gib)))
@@ -108,9 +110,11 @@ def compose_env_values(dep: Deployment, state_dir: str, cache_dir: str, front_di
     return values
 
 
-def render_compose_env(dep: Deployment, state_dir: str, cache_dir: str, front_digest: str = "") -> str:
+def render_compose_env(dep: Deployment, state_dir: str, cache_dir: str, front_digest: str = "",
+                       idle_image: str = around.BASE_IMAGE) -> str:
     """compose.env: every line made by safe.env_line, so no value can add a line of its own."""
-    lines = [env_line(key, value) for key, value in compose_env_values(dep, state_dir, cache_dir, front_digest)]
+    lines = [env_line(key, value) for key, value in compose_env_values(dep, state_dir, cache_dir, front_digest,
+                                                                        idle_image)]
     return _env().get_template("compose.env.j2").render(version=__version__, tier=dep.tier.name, lines=lines)
 
 

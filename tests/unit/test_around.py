@@ -46,12 +46,16 @@ def test_parts_reach_vllm_only_through_front_and_hold_no_secret():
     assert services["idle-stop"]["environment"]["RENTSTACK_IDLE_METRICS_URL"] == "http://front:8081/metrics"
     for name in ("webui", "prometheus", "idle-stop"):
         svc = services[name]
-        assert svc["pull_policy"] == "never"
+        assert svc["pull_policy"] == ("missing" if name == "idle-stop" else "never")   # idle-stop: see below
         assert svc["env_file"][0]["path"].endswith("/secrets.env")
         text = yaml.safe_dump(svc)
         assert "VLLM_API_KEY=" not in text and "rs-" not in text
         assert "ports" not in svc or name == "webui"      # only the UI publishes, behind its own login
-    assert services["webui"]["ports"] == ["${RENTSTACK_BIND:-127.0.0.1}:${RENTSTACK_WEBUI_PORT:-3000}:8080"]
+    # the UI speaks plain HTTP: loopback only, even with --public (RENTSTACK_BIND=0.0.0.0)
+    assert services["webui"]["ports"] == ["127.0.0.1:${RENTSTACK_WEBUI_PORT:-3000}:8080"]
+    idle = services["idle-stop"]
+    assert idle["image"] == "${RENTSTACK_IDLE_IMAGE:-rentstack/debian-base:bookworm}" and idle["pull_policy"] == "missing"
+    assert "RENTSTACK_IDLE_TLS_INSECURE" not in idle["environment"]
 
 
 def test_every_service_key_compose_requires_a_mapping_for_is_one():

@@ -263,3 +263,14 @@ def test_disk_check_refuses_a_disk_too_small_for_the_ui() -> None:
     with pytest.raises(RentstackError, match=r"needs weights 0\.26 \+ image 0\.00 \+ parts 3\.60 \+ caches 1\.00 "
                                              r"\+ margin 1\.00 = 5\.86 GiB"):
         check_space(need, 5 * GIB, DATA)
+
+
+def test_a_rented_docker_host_pulls_a_python_image_for_the_idle_watchdog() -> None:
+    """The debootstrap'ed base exists only where `make image` ran; on a Docker host compose.env
+    names python's slim image (pull_policy: missing), here the local base."""
+    from rentstack.remote.steps import render as render_step
+
+    ctx, _ = connect(FakeHost(), _opts(idle_stop="30m"))
+    files = render_step.files(ctx, "rs-" + "k" * 43, "mt-" + "t" * 43)
+    env = files[f"{DEPLOY}/cpu/compose.env"][0]
+    assert "\nRENTSTACK_IDLE_IMAGE=python:3.11-slim\n" in env and "RENTSTACK_IDLE_STOP=30m" in env

@@ -28,7 +28,7 @@ def test_native_watchdog_program_and_env():
     assert idle.env_files == ("/root/autodl-tmp/.rentstack/deploy/cpu/idle.env",
                               "/root/autodl-tmp/.rentstack/deploy/cpu/secrets.env")
     env = runners.idle_env(layout, "cpu", 6006, "30m", "poweroff")
-    assert env["RENTSTACK_IDLE_METRICS_URL"] == "http://127.0.0.1:6006/metrics"
+    assert env["RENTSTACK_IDLE_METRICS_URL"] == "http://127.0.0.1:16006/metrics"     # vLLM itself, on loopback
     assert env["RENTSTACK_IDLE_TARGET"] == "native:/root/autodl-tmp/.rentstack/run/vllm-cpu.pid"
     assert env["RENTSTACK_IDLE_ACTION"] == "poweroff"
 

@@ -21,7 +21,8 @@ from rentstack.remote.steps import Step
 from rentstack.remote.steps import front as front_step
 from rentstack.remote.steps.context import Ctx, Host, View
 from rentstack.render import Deployment, build_deployment
-from rentstack.render.around import PART_DIRS, PROJECT_FILES, WEBUI_ADMIN_FILE, active_profiles, webui_admin_text
+from rentstack.render.around import (PART_DIRS, PROJECT_FILES, REMOTE_IDLE_IMAGE, WEBUI_ADMIN_FILE, active_profiles,
+                                     webui_admin_text)
 from rentstack.render.artifacts import runtime_env_text, tier_files
 from rentstack.render.secrets import (METRICS_VAR, SECRETS_FILE, new_api_key, new_metrics_token, parse_api_key,
                                      parse_secret)
@@ -74,7 +75,7 @@ def files(ctx: Ctx, key: str, token: str, njs: bool = True) -> Files:
     native front can check the key with njs (pure: no host access)."""
     tdir = ctx.layout.tier_dir(ctx.tier.name)
     dep = deployment(ctx)
-    texts = tier_files(dep, api_key=key, state_dir=ctx.layout.deploy,
+    texts = tier_files(dep, api_key=key, state_dir=ctx.layout.deploy, idle_image=REMOTE_IDLE_IMAGE,
                        cache_dir=f"{ctx.layout.cache}/vllm", cache_env=cache_env(ctx.layout), metrics_token=token,
                        log_dir=ctx.layout.log(ctx.tier.name).rsplit("/", 1)[0], njs=njs)
     out = {f"{tdir}/{name}": value for name, value in texts.items()}
