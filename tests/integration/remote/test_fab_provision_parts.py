@@ -44,7 +44,17 @@ def test_native_host_refuses_the_parts_before_any_step(hosts, fab) -> None:
     assert step_lines(r.out) == {}, r.out          # refused before the first step: nothing ran, nothing planned
 
 
-def test_compose_provision_with_prometheus_through_the_front(hosts, fab) -> None:
+@pytest.fixture(scope="module")
+def part_images(docker_required) -> None:
+    """The parts' images, built here on the debootstrap base: the Docker SSH test host shares this
+    daemon and, with no registry, could not pull the slim base its own build would start from
+    (that path is covered by tests/unit/test_fab_parts.py)."""
+    from rentstack.local.profile_images import build_profile_images
+
+    build_profile_images(("webui", "monitoring"))
+
+
+def test_compose_provision_with_prometheus_through_the_front(hosts, fab, part_images) -> None:
     host = hosts["docker"]
     common = ["--host", host.address, "--data-dir", host.data_dir, "--port", str(host.server_port),
               "--project", host.project, "--profiles", "webui,monitoring"]
