@@ -19,7 +19,7 @@ from rentstack.errors import RentstackError
 from rentstack.render.deployment import Deployment, native_vllm_port
 from rentstack.render.front import (FRONT_DIR, compose_front_values, front_files, key_map_text,
                                     native_front_values)
-from rentstack.render.secrets import METRICS_VAR, SECRETS_FILE, secrets_env_text
+from rentstack.render.secrets import METRICS_VAR, SECRETS_FILE, part_secrets_texts, secrets_env_text
 from rentstack.versions import BASE_IMAGE
 from rentstack.render.templates import compose_profile, render_compose_env, render_vllm_yaml
 
@@ -144,5 +144,8 @@ def tier_files(dep: Deployment, *, api_key: str, state_dir: str, cache_dir: str,
             files[f"{FRONT_DIR}/{name}"] = value
     extra = ((METRICS_VAR, metrics_token),) if metrics_token else ()
     files[SECRETS_FILE] = (secrets_env_text(dep.tier.name, api_key, (*extra, *dep.secret_env)), PRIVATE)
+    if dep.runner == "compose" and metrics_token:
+        for name, text in part_secrets_texts(dep.tier.name, api_key, metrics_token).items():
+            files[name] = (text, PRIVATE)
     files[RECORD_FILE] = (render_deployment_json(dep), PUBLIC)
     return files

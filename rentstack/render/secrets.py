@@ -17,6 +17,19 @@ METRICS_VAR = "RENTSTACK_METRICS_TOKEN"
 hold the API key)."""
 
 
+PART_SECRET_FILES = {"key.env": (KEY_VAR,), "metrics.env": (METRICS_VAR,)}
+"""What each part beside the server gets (compose-around.yaml.j2): the chat UI the API key, the
+scraper and the idle watchdog only the metrics token. Neither sees HF_TOKEN or the other."""
+
+
+def part_secrets_texts(tier_name: str, key: str, metrics_token: str) -> dict[str, str]:
+    """File name -> text of the parts' narrow secret files (each to be written 0600)."""
+    values = {KEY_VAR: key, METRICS_VAR: metrics_token}
+    return {name: f"# {', '.join(names)} of tier {tier_name} for the parts beside the server; keep this file 0600\n"
+                  + "".join(env_line(n, values[n], secret=True) + "\n" for n in names)
+            for name, names in PART_SECRET_FILES.items()}
+
+
 def new_api_key() -> str:
     """A fresh key: 32 random bytes, URL-safe, with a prefix that says where it came from."""
     return "rs-" + secrets.token_urlsafe(32)

@@ -47,7 +47,8 @@ def test_parts_reach_vllm_only_through_front_and_hold_no_secret():
     for name in ("webui", "prometheus", "idle-stop"):
         svc = services[name]
         assert svc["pull_policy"] == ("missing" if name == "idle-stop" else "never")   # idle-stop: see below
-        assert svc["env_file"][0]["path"].endswith("/secrets.env")
+        # never the whole secrets.env (HF_TOKEN lives there): the UI the key only, the others the token only
+        assert svc["env_file"][0]["path"].endswith("/key.env" if name == "webui" else "/metrics.env")
         text = yaml.safe_dump(svc)
         assert "VLLM_API_KEY=" not in text and "rs-" not in text
         assert "ports" not in svc or name == "webui"      # only the UI publishes, behind its own login
@@ -98,3 +99,18 @@ def test_up_bad_parts_are_one_line(argv, needle, capsys, tmp_path, monkeypatch):
     assert main(["up", "--state-dir", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
+
+
+def test_parts_secret_files_hold_one_secret_each(tmp_path):
+    from rentstack.local.deploy_dir import write_deployment
+    from rentstack.render import build_deployment
+
+    dep = build_deployment(load_tier("cpu"), "smollm2-135m", {"hf-token": "hf_secret"}, models_dir=str(tmp_path / "m"))
+    out = write_deployment(dep, tmp_path / "state", tmp_path / "cache")
+    tier_dir = out.directory
+    key = read_env_file(tier_dir / "secrets.env")
+    assert key["HF_TOKEN"] == "hf_secret"
+    for name, wanted in (("key.env", {"VLLM_API_KEY"}), ("metrics.env", {"RENTSTACK_METRICS_TOKEN"})):
+        values = read_env_file(tier_dir / name)
+        assert set(values) == wanted and all(values[k] == key[k] for k in wanted)
+        assert stat.S_IMODE((tier_dir / name).stat().st_mode) == 0o600

@@ -91,9 +91,13 @@ def test_vllm_yaml_starts_with_generated_line_and_never_holds_the_key(tmp_path):
     assert token and token.startswith("rsm-") and token != key
     files = [p for p in out.directory.rglob("*") if p.is_file()]
     assert {p.relative_to(out.directory).as_posix() for p in files} >= {"front/nginx.conf", "front/auth.js"}
+    secret_files = {"secrets.env", "key.env", "metrics.env"}       # the last two: the parts' narrow copies
     for path in files:
-        if path.name != "secrets.env":
+        if path.name not in secret_files:
             assert key not in path.read_text() and token not in path.read_text()
+        else:
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert {p.name for p in files} >= secret_files
     assert stat.S_IMODE(os.stat(out.secrets_env).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(out.directory).st_mode) == 0o700
 

@@ -106,6 +106,10 @@ def test_compose_provision_with_prometheus_through_the_front(hosts, fab, part_im
         # The UI: its admin login was made on the host (0600, never printed); it signs in and lists
         # the served model, which it can only know by asking vLLM through the front with the key.
         assert host.exec(f"stat -c %a {deploy}/webui/admin.env").strip() == "600"
+        # the parts' narrow secret files: 0600, one secret each (the UI the key, Prometheus the token)
+        assert host.exec(f"stat -c %a {deploy}/cpu/key.env {deploy}/cpu/metrics.env").split() == ["600", "600"]
+        assert "RENTSTACK_METRICS_TOKEN=" in host.exec(f"cat {deploy}/cpu/metrics.env")
+        assert "VLLM_API_KEY=" not in host.exec(f"cat {deploy}/cpu/metrics.env")
         admin = dict(line.split("=", 1) for line in host.exec(f"cat {deploy}/webui/admin.env").splitlines()
                      if "=" in line and not line.startswith("#"))
         assert admin["WEBUI_ADMIN_PASSWORD"] not in r.text
