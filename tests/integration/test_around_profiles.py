@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from browser import browser_problem, chrome, open_webui_chat, quit_chrome
+from prometheus_probe import prometheus_json, scrape_targets
 from rentstack.cli import main
 from rentstack.local.around import read_env_file
 
@@ -58,28 +58,23 @@ def around(smollm2, tmp_path_factory):
         os.environ.pop("RENTSTACK_WEBUI_MODEL_PARAMS", None)
 
 
-def _prometheus(state: Path, path: str) -> dict:
-    out = _compose(state, "exec", "-T", "prometheus", "curl", "-fsS", f"http://127.0.0.1:9090{path}")
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+def _in_prometheus(state: Path) -> list[str]:
+    from rentstack.local.compose import Stack
+
+    return Stack(profile="cpu", env_file=state / "cpu" / "compose.env", project=PROJECT).cmd("exec", "-T", "prometheus")
 
 
 def test_prometheus_scrapes_vllm_through_the_front_with_the_token(around):
     state, api, _ = around
     assert json.loads((state / "cpu" / "deployment.json").read_text())["endpoint"] == f"https://127.0.0.1:{api}"
-    deadline = time.monotonic() + 90
-    while True:
-        targets = _prometheus(state, "/api/v1/targets")["data"]["activeTargets"]
-        if targets and targets[0]["health"] == "up" or time.monotonic() > deadline:
-            break
-        time.sleep(2)
+    targets = scrape_targets(_in_prometheus(state))
     assert len(targets) == 1
     target = targets[0]
     assert target["labels"]["job"] == "vllm"
     assert target["scrapeUrl"] == "http://front:8081/metrics"
     assert target["health"] == "up", target.get("lastError")
 
-    series = _prometheus(state, "/api/v1/query?query=vllm:num_requests_running")["data"]["result"]
+    series = prometheus_json(_in_prometheus(state), "/api/v1/query?query=vllm:num_requests_running")["data"]["result"]
     assert series and series[0]["metric"]["model_name"] == "smollm2-135m"
 
     # The token is in secrets.env only: not in the config Prometheus runs with, not in compose.yaml.

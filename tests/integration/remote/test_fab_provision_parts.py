@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 import urllib.request
 
 import pytest
@@ -24,15 +23,9 @@ from rentstack.remote import runners
 from rentstack.remote.facts import parse_compose_services
 from rentstack.remote.layout import Layout
 from fab_report import step_lines
+from integration.prometheus_probe import prometheus_json, scrape_targets
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _prometheus(container: str, path: str) -> dict:
-    out = subprocess.run(["docker", "exec", container, "curl", "-fsS", f"http://127.0.0.1:9090{path}"],
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 def test_native_host_refuses_the_parts_before_any_step(hosts, fab) -> None:
@@ -80,17 +73,13 @@ def test_compose_provision_with_prometheus_through_the_front(hosts, fab, part_im
         assert "credentials_file: /run/rentstack/metrics_token" in host.exec(
             f"cat {deploy}/scripts/prometheus/prometheus.yml")
 
-        deadline = time.monotonic() + 90
-        while True:
-            targets = _prometheus(container, "/api/v1/targets")["data"]["activeTargets"]
-            if targets and targets[0]["health"] == "up" or time.monotonic() > deadline:
-                break
-            time.sleep(2)
+        targets = scrape_targets(["docker", "exec", container])
         assert len(targets) == 1
         assert targets[0]["labels"]["job"] == "vllm"
         assert targets[0]["scrapeUrl"] == "http://front:8081/metrics"
         assert targets[0]["health"] == "up", targets[0].get("lastError")
-        series = _prometheus(container, "/api/v1/query?query=vllm:num_requests_running")["data"]["result"]
+        series = prometheus_json(["docker", "exec", container],
+                                 "/api/v1/query?query=vllm:num_requests_running")["data"]["result"]
         assert series and series[0]["metric"]["model_name"] == "smollm2-135m"
 
         # The token lives in secrets.env on the host only: not in the config Prometheus runs with.
