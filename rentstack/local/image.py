@@ -44,6 +44,13 @@ def fill_wheelhouse(wheelhouse: Path = WHEELHOUSE) -> None:
     stamp.write_text("ok\n")
 
 
+def ensure_base(base: str) -> None:
+    """The debootstrap'ed base, built when it is the one asked for and missing (a registry base
+    such as python:3.11-slim is docker's to pull)."""
+    if base == BASE_IMAGE and not image_exists(base):
+        run(["bash", str(REPO / "scripts" / "build-base-image.sh"), base])
+
+
 IMAGE_PYTHON = (3, 11)
 """Python of the debootstrap'ed bookworm base (and of python:3.11-slim)."""
 
@@ -63,8 +70,7 @@ def build_cpu_image(base: str = BASE_IMAGE, tag: str = VLLM_CPU_IMAGE, rebuild: 
             f"the CPU image runs Python {'.'.join(map(str, IMAGE_PYTHON))} but rentstack runs on Python "
             f"{sys.version_info[0]}.{sys.version_info[1]}, so the wheels it downloads would not fit: "
             f"recreate .venv with python3.11, or pass BASE=python:{sys.version_info[0]}.{sys.version_info[1]}-slim")
-    if base == BASE_IMAGE and not image_exists(base):
-        run(["bash", str(REPO / "scripts" / "build-base-image.sh"), base])
+    ensure_base(base)
     fill_wheelhouse()
     print(f"image: building {tag} from {base} (a few minutes)")
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}   # Debian's engine ships no buildx
@@ -81,8 +87,7 @@ def build_front_image(base: str = BASE_IMAGE, tag: str = FRONT_IMAGE, rebuild: b
     so a rentstack update never needs a rebuild."""
     if image_exists(tag) and not rebuild:
         return
-    if base == BASE_IMAGE and not image_exists(base):
-        run(["bash", str(REPO / "scripts" / "build-base-image.sh"), base])
+    ensure_base(base)
     print(f"image: building {tag} from {base} (Debian's nginx and njs, ~15 s)")
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
     run(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",

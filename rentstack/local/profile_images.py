@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from rentstack.local.docker import image_exists, run
-from rentstack.local.image import REPO, WHEELHOUSE
+from rentstack.local.image import REPO, WHEELHOUSE, ensure_base
 from rentstack.render.around import PART_IMAGES, PartImage, build_argv
 from rentstack.versions import BASE_IMAGE, OPEN_WEBUI_IMAGE, OPEN_WEBUI_VERSION, PROMETHEUS_IMAGE
 
@@ -30,11 +30,6 @@ def _cpu_torch_pin(wheelhouse: Path = WHEELHOUSE) -> str:
     for wheel in sorted(wheelhouse.glob("torch-*+cpu-*.whl")):
         return "torch==" + wheel.name.split("-")[1]
     return "torch==2.13.0+cpu"
-
-
-def _base(base: str) -> None:
-    if base == BASE_IMAGE and not image_exists(base):
-        run(["bash", str(REPO / "scripts" / "build-base-image.sh"), base])
 
 
 def fill_webui_wheelhouse(wheelhouse: Path = WEBUI_WHEELHOUSE) -> None:
@@ -57,7 +52,7 @@ def build_webui_image(base: str = BASE_IMAGE, tag: str = OPEN_WEBUI_IMAGE, rebui
     if image_exists(tag) and not rebuild:
         print(f"image: {tag} exists, reusing it")
         return
-    _base(base)
+    ensure_base(base)
     fill_webui_wheelhouse()
     print(f"image: building {tag} from {base} (several minutes: ~240 wheels)")
     run(_argv(_image("webui"), tag, base, str(WEBUI_WHEELHOUSE)), env={**os.environ, "DOCKER_BUILDKIT": "0"})
@@ -76,7 +71,7 @@ def build_prometheus_image(base: str = BASE_IMAGE, tag: str = PROMETHEUS_IMAGE, 
     if image_exists(tag) and not rebuild:
         print(f"image: {tag} exists, reusing it")
         return
-    _base(base)
+    ensure_base(base)
     print(f"image: building {tag} from {base} (Debian's prometheus package, ~30 s)")
     image = _image("monitoring")
     run(_argv(image, tag, base, str(REPO / str(image.context))), env={**os.environ, "DOCKER_BUILDKIT": "0"})
@@ -90,4 +85,4 @@ def build_profile_images(profiles: tuple[str, ...], base: str = BASE_IMAGE) -> N
     if "monitoring" in profiles:
         build_prometheus_image(base)
     if "idle-stop" in profiles:
-        _base(base)
+        ensure_base(base)
