@@ -103,6 +103,9 @@ class ModelArch:
     quant_sym: bool = True
     mlp_matrices: int = 3
     """Weight matrices per MLP/expert: 3 for gated (SwiGLU/GeGLU), 2 for plain GELU MLPs."""
+    rotary_dim: int = -1
+    """Dimensions of each head that RoPE rotates (head_dim × partial_rotary_factor; for MLA the
+    rope part of the head); -1 = the whole head_dim. Sizes vLLM's cos/sin cache."""
     extra_params: int = 0
     """Parameters outside the text decoder (vision tower, projector), stored 16-bit;
     estimated from vision_config when the config has one."""
@@ -378,6 +381,9 @@ def load_arch(source: str | Path | dict, *, allow_unknown: bool = False) -> Mode
     if arch == "Qwen2MoeForCausalLM" or arch.startswith("Qwen3Moe") or arch.startswith("Qwen3VLMoe"):
         dense_inter = 0 if not t.data.get("mlp_only_layers") else dense_inter
 
+    # RoPE's cos/sin cache covers max_position_embeddings positions (× factor for YaRN, as
+    # above) for the rotated part of each head; Phi-2 and GLM-4 rotate only a fraction of it.
+    rotary = int(head_dim * t.number("partial_rotary_factor", 1.0, 0, 1))
     types, window = _layer_types(t, arch, layers)
     method, bits, group, sym = _quant(c, t)
     tie = bool(cfg.get("tie_word_embeddings", t.data.get("tie_word_embeddings", False)))
@@ -403,6 +409,7 @@ def load_arch(source: str | Path | dict, *, allow_unknown: bool = False) -> Mode
         intermediate_size=dense_inter,
         vocab_size=vocab,
         max_position_embeddings=maxpos,
+        rotary_dim=mla.get("qk_rope_head_dim", rotary),
         tie_word_embeddings=tie,
         torch_dtype=dtype,
         layer_types=types,

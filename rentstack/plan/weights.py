@@ -4,7 +4,9 @@ What vLLM loads ("Model loading took X GiB"): linear layers sharded over TP rank
 (column/row parallel), K/V projections replicated when there are fewer KV heads than
 ranks, the vocab-parallel embedding and LM head (vocab padded to a multiple of 64,
 vocab_parallel_embedding.pad_vocab_size) sharded over TP and kept 16-bit in quantized
-checkpoints, norms replicated. Pipeline stages split the layers as
+checkpoints, norms replicated, and RoPE's cos/sin cache (a 16-bit buffer of
+max_position_embeddings × rotary dims, one per stage and rank: rotary_embedding.get_rope
+shares one instance between layers). Pipeline stages split the layers as
 vllm/distributed/utils.get_pp_indices does (the remainder goes to the stages before the last).
 """
 
@@ -135,6 +137,14 @@ def _layer_params(arch: ModelArch, tp: int, moe_layer: bool) -> tuple[float, flo
     return attn + m * h * arch.intermediate_size / tp, 0.0, norms
 
 
+def rope_cache_bytes(arch: ModelArch, dtype_bytes: int) -> float:
+    """RoPE's precomputed cos/sin table, built at model construction so "Model loading took"
+    counts it: negligible at 32K-128K positions, but Llama 4 Scout's 10M-position config makes
+    it 2.5 GiB on every rank."""
+    rotary = arch.head_dim if arch.rotary_dim < 0 else arch.rotary_dim
+    return float(arch.max_position_embeddings) * rotary * dtype_bytes
+
+
 def stage_weights(arch: ModelArch, tp: int, pp: int, quantization: str | None, dtype: str) -> list[StageWeights]:
     """Weight bytes on one TP rank of each pipeline stage."""
     dt = resolve_dtype(arch, dtype)
@@ -160,7 +170,7 @@ def stage_weights(arch: ModelArch, tp: int, pp: int, quantization: str | None, d
             lin, exp, b16 = _layer_params(arch, tp, moe_layer)
             dec += lin * lin_b + exp * exp_b + b16 * dt
         first += n
-        emb = 0.0
+        emb = rope_cache_bytes(arch, dt)
         if s == 0:
             emb += embed + arch.extra_params * dt / tp
         if s == pp - 1:

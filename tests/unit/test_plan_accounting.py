@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from rentstack.plan.weights import pp_layer_split
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "stacks" / "model-configs"
-QWEN3_8B = load_arch(CONFIGS / "qwen3-8b.json")
+QWEN3_CFG = json.loads((CONFIGS / "qwen3-8b.json").read_text())
+QWEN3_8B = load_arch(QWEN3_CFG)
 SMOL = load_arch(CONFIGS / "smollm2-135m.json")
 
 
@@ -117,6 +119,31 @@ def test_sliding_window_hybrid_groups():
     assert pl.weights_gib == pytest.approx(7.01, rel=0.02)
 
 
+SCOUT = {"architectures": ["Llama4ForConditionalGeneration"], "text_config": {
+    "hidden_size": 5120, "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8,
+    "head_dim": 128, "vocab_size": 202048, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+    "num_local_experts": 16, "num_experts_per_tok": 1, "interleave_moe_layer_step": 1,
+    "attention_chunk_size": 8192, "no_rope_layer_interval": 4, "max_position_embeddings": 10485760}}
+
+
+def test_rope_cache_counts_in_the_weights_on_every_rank():
+    # Llama 4 Scout on 4× H100 (0.19 log, shared record #79): "Model loading took 53.12 GiB" per
+    # rank; the linear layers and embeddings are 50.6 GiB of that, the rest is RoPE's cos/sin
+    # table for 10,485,760 positions × 128 dims in bf16 = 2.5 GiB, the same on every rank.
+    from rentstack.plan.weights import rope_cache_bytes, stage_weights
+
+    arch = load_arch(SCOUT)
+    assert rope_cache_bytes(arch, 2) == 10485760 * 128 * 2
+    per_rank = stage_weights(arch, 4, 1, None, "auto")[0].total_bytes / 2**30
+    assert per_rank == pytest.approx(53.12 - 0.9e9 * 2 / 4 / 2**30, abs=0.05)  # record #79 minus its vision tower
+    # not sharded by TP and repeated on each pipeline stage
+    two_stages = stage_weights(arch, 4, 2, None, "auto")
+    assert all(s.embed_bytes >= 10485760 * 128 * 2 for s in two_stages)
+    # partial rotary (Phi-2, GLM-4) sizes the table by the rotated dims only; MLA by its rope dims
+    part = load_arch({**QWEN3_CFG, "partial_rotary_factor": 0.5})
+    assert rope_cache_bytes(part, 2) == QWEN3_CFG["max_position_embeddings"] * 64 * 2
+
+
 def test_mla_latent_is_replicated_per_rank():
     arch = load_arch({"architectures": ["DeepseekV2ForCausalLM"], "hidden_size": 2048, "num_hidden_layers": 27,
                       "num_attention_heads": 16, "vocab_size": 102400, "max_position_embeddings": 163840,
@@ -126,6 +153,7 @@ def test_mla_latent_is_replicated_per_rank():
                       "v_head_dim": 128})
     assert kv_bytes_per_token(arch) == 27 * (512 + 64) * 2
     assert kv_bytes_per_token(arch, LaunchParams(tp=2)) == 27 * (512 + 64) * 2
+    assert arch.rotary_dim == 64  # the RoPE table covers the rope part of the head only
 
 
 def test_the_tier_says_the_interconnect_the_name_is_only_the_default():

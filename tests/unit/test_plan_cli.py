@@ -52,7 +52,7 @@ def test_failure_prints_table_verdict_and_fix_exit_3(capsys):
                        "--gpu-mem-gib", "23.64")
     assert code == 3
     assert "model weights" in out and "KV cache" in out and "CUDA graphs" in out
-    assert "verdict: fails (max_model_len)" in out and "fix: lower max_model_len to 4192" in out
+    assert "verdict: fails (max_model_len)" in out and "fix: lower max_model_len to 4144" in out
 
 
 def test_bad_input_is_one_line_without_traceback(capsys):
