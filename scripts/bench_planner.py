@@ -49,6 +49,8 @@ SHARED_DATA = _shared_data()
 DEFAULT_DATA = [SHARED_DATA / "vllm-startup-logs.dev.jsonl", ROOT / "tests" / "data" / "consumer-startup-logs.jsonl"]
 DEFAULT_ARCH = [SHARED_DATA / "model-arch.json", ROOT / "tests" / "data" / "consumer-model-arch.json"]
 SPLIT_FILE = ROOT / "tests" / "data" / "startup-split.json"
+CORRECTIONS_FILE = ROOT / "tests" / "data" / "shared-corrections.json"
+"""Shared-set fields their own source contradicts, each with the reason (applied on load)."""
 
 # config.json fields that model-arch.json does not carry (num_attention_heads, tied
 # embeddings, MoE and attention layout), copied from each model's Hugging Face config.json.
@@ -349,12 +351,15 @@ def load_split(path: Path = SPLIT_FILE) -> dict[str, dict[str, str]]:
 def load_records(paths: list[Path]) -> list[dict]:
     """Records of every file, each tagged with its file and split."""
     split = load_split()
+    corrections = {k: v["set"] for k, v in json.loads(CORRECTIONS_FILE.read_text())["corrections"].items()}
     out: list[dict] = []
     for path in paths:
         for line in path.read_text().splitlines():
             if not line.strip():
                 continue
             rec = json.loads(line)
+            if path.name == "vllm-startup-logs.dev.jsonl":
+                rec.update(corrections.get(str(rec["id"]), {}))
             rec["_file"] = path.name
             rec["_split"] = rec.get("split") or split.get(path.name, {}).get(str(rec["id"]), "score")
             out.append(rec)

@@ -66,6 +66,14 @@ class Rules:
     buffers). Measured 1.8–2.0 GiB on H100 in 0.19; ~1.05 GiB in 0.10 (A100)."""
     default_gpu_memory_utilization: float = 0.9
     """--gpu-memory-utilization when unset (vllm/config/cache.py; 0.9 in every release 0.5–0.33)."""
+    mxfp4_expert_pad: int = 128
+    """Multiple the per-rank MXFP4 expert width is padded to on Hopper (the hidden size goes to
+    a multiple of 256 either way). 0.11's Triton path pads to 64 (mxfp4.py create_weights:
+    round_up(intermediate_size_per_partition, 64)); gpt-oss-120b on an H100 at 0.11 logged
+    64.38 GiB = a 64-wide pad (shared record #9), where 128 would be 65.8. Later releases pick
+    the backend in fused_moe/oracle/mxfp4.py; 0.19's TP2 gpt-oss-20b logged 7.01 GiB, nearer
+    the 128 pad (7.05) than 64 (6.83). 0.12–0.18 are unmeasured: the wider pad is kept there,
+    as it promises fewer KV tokens."""
     non_torch_pcie_gib: float = 0.08
     """Extra non-torch memory per rank with TP/PP over PCIe: NCCL communicator buffers only
     (vLLM's custom all-reduce needs NVLink or P2P). Measured 0.08 GiB in V1 (L40S TP4 at
@@ -116,6 +124,7 @@ def era_rules(v: tuple[int, int, int]) -> Rules:
         non_torch_single_gib=nt_single,
         non_torch_pcie_gib=0.22 if v0 else 0.08,
         non_torch_nvlink_gib=1.85 if v >= (0, 12, 0) else 1.05,
+        mxfp4_expert_pad=64 if v < (0, 12, 0) else 128,
     )
 
 

@@ -25,6 +25,7 @@ from rentstack.plan import accounting, weights
 from rentstack.plan.accounting import GiB
 from rentstack.plan.arch import ModelArch
 from rentstack.plan.params import LaunchParams
+from rentstack.plan.rules import rules_for
 
 FIELD_LABELS = {
     "weights": "weights", "activation": "activation", "non_torch": "non-torch",
@@ -102,7 +103,8 @@ def apply(m: Measured, arch: ModelArch, p: LaunchParams, mp: LaunchParams, stage
         if not same_format:
             out.notes.append(f"weights: {fmt_note}")
         else:
-            ms = weights.stage_weights(arch, mp.tp, mp.pp, quant_m, mp.dtype)
+            ms = weights.stage_weights(arch, mp.tp, mp.pp, quant_m, mp.dtype,
+                                       rules_for(mp.vllm_version).mxfp4_expert_pad)
             off_m = mp.cpu_offload_gb * GiB
             # The largest rank is what the log reports; its model figure includes the offload.
             big = max(ms, key=lambda s: s.total_bytes - min(off_m, s.decoder_bytes))

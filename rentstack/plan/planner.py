@@ -291,7 +291,7 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
     requested = total * p.gpu_memory_utilization
     others = max(0.0, total - free - context) if measured_free else 0.0
 
-    stages = weights.stage_weights(arch, p.tp, p.pp, quant, p.dtype)
+    stages = weights.stage_weights(arch, p.tp, p.pp, quant, p.dtype, rules.mxfp4_expert_pad)
     split = [s.layers for s in stages]
     layouts = kv.stage_layouts(arch, p.tp, split, p.kv_cache_dtype, p.block_size, dt)
     nt = non_torch_bytes(rules, hw, world)

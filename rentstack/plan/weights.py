@@ -145,16 +145,18 @@ def rope_cache_bytes(arch: ModelArch, dtype_bytes: int) -> float:
     return float(arch.max_position_embeddings) * rotary * dtype_bytes
 
 
-def stage_weights(arch: ModelArch, tp: int, pp: int, quantization: str | None, dtype: str) -> list[StageWeights]:
-    """Weight bytes on one TP rank of each pipeline stage."""
+def stage_weights(arch: ModelArch, tp: int, pp: int, quantization: str | None, dtype: str,
+                  mxfp4_expert_pad: int = 128) -> list[StageWeights]:
+    """Weight bytes on one TP rank of each pipeline stage. mxfp4_expert_pad: the release's
+    padding of the per-rank MXFP4 expert width (Rules.mxfp4_expert_pad)."""
     dt = resolve_dtype(arch, dtype)
     method = quant_method(arch, quantization)
     lin_b = linear_bytes_per_param(arch, method, dt)
     if method == "mxfp4":
         # MXFP4 experts: 4-bit + one e8m0 scale per 32; the MoE kernels pad hidden to 256 and
-        # the per-rank expert width to 128 (fused_moe/oracle/mxfp4.py, Marlin/TRT-LLM paths).
+        # the per-rank expert width to a release-dependent multiple (Rules.mxfp4_expert_pad).
         h, inter = arch.hidden_size, arch.moe_intermediate_size
-        pad = (_round_up(h, 256) * _round_up(math.ceil(inter / tp), 128)) / (h * inter / tp)
+        pad = (_round_up(h, 256) * _round_up(math.ceil(inter / tp), mxfp4_expert_pad)) / (h * inter / tp)
         exp_b = (0.5 + 1 / 32) * pad
     else:
         exp_b = lin_b

@@ -144,6 +144,26 @@ def test_rope_cache_counts_in_the_weights_on_every_rank():
     assert rope_cache_bytes(part, 2) == QWEN3_CFG["max_position_embeddings"] * 64 * 2
 
 
+GPT_OSS_120B = {"architectures": ["GptOssForCausalLM"], "hidden_size": 2880, "intermediate_size": 2880,
+                "num_hidden_layers": 36, "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64,
+                "vocab_size": 201088, "max_position_embeddings": 131072, "num_local_experts": 128,
+                "num_experts_per_tok": 4, "sliding_window": 128, "quantization_config": {"quant_method": "mxfp4"}}
+
+
+def test_mxfp4_expert_padding_follows_the_release():
+    # gpt-oss-120b on one H100: 0.11 logged "Model loading took 64.38 GiB" (shared record #9),
+    # the per-rank expert width 2880 kept (a multiple of 64); from 0.12 the planner assumes the
+    # 128-wide pad (2944), 1.3 GiB more.
+    arch = load_arch(GPT_OSS_120B)
+    hw = Hardware(79.18, name="H100")
+    old = plan(arch, hw, LaunchParams(max_model_len=16000, vllm_version="0.11.0"))
+    new = plan(arch, hw, LaunchParams(max_model_len=16000, vllm_version="0.19.0"))
+    assert rules_for("0.11.0").mxfp4_expert_pad == 64 and rules_for("0.12.0").mxfp4_expert_pad == 128
+    assert old.weights_gib == pytest.approx(64.38, abs=0.15)
+    assert new.weights_gib - old.weights_gib == pytest.approx(36 * 128 * 3 * 3072 * 64 * (0.5 + 1 / 32) / 2**30,
+                                                              rel=0.01)
+
+
 def test_mla_latent_is_replicated_per_rank():
     arch = load_arch({"architectures": ["DeepseekV2ForCausalLM"], "hidden_size": 2048, "num_hidden_layers": 27,
                       "num_attention_heads": 16, "vocab_size": 102400, "max_position_embeddings": 163840,

@@ -113,6 +113,30 @@ def test_band_json_matches_the_planner_on_the_consumer_fit_records():
         assert stored[rec["id"]]["segment"] == list(row["band_segment"])
 
 
+def test_shared_set_corrections_are_applied_with_their_reason(tmp_path):
+    """A shared record whose own source contradicts a field is corrected on load, never edited
+    in place: #9's figures (as its source lists them) add up to 0.95 × 79.18 GiB, not the 0.9
+    it carries. The shared set itself lives outside the repository, so a copy of the record's
+    figures stands in for it here."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import bench_planner as bench
+
+    corrections = json.loads(bench.CORRECTIONS_FILE.read_text())["corrections"]
+    assert all(len(c["why"]) > 40 and c["set"] for c in corrections.values())
+    shared = tmp_path / "vllm-startup-logs.dev.jsonl"
+    shared.write_text(json.dumps({"id": 9, "gpu_mem_total_gib": 79.18, "gpu_memory_utilization": 0.9,
+                                  "weights_gib": 64.38, "activation_peak_gib": 7.38, "non_torch_gib": 0.13,
+                                  "available_kv_gib": 3.33}) + "\n")
+    other = tmp_path / "consumer-startup-logs.jsonl"
+    other.write_text(json.dumps({"id": 9, "gpu_memory_utilization": 0.9}) + "\n")
+    by_file = {r["_file"]: r for r in bench.load_records([shared, other])}
+    r = by_file[shared.name]
+    assert r["gpu_memory_utilization"] == 0.95
+    assert by_file[other.name]["gpu_memory_utilization"] == 0.9  # only the shared file is corrected
+    parts = r["weights_gib"] + r["activation_peak_gib"] + r["non_torch_gib"] + r["available_kv_gib"]
+    assert parts == pytest.approx(r["gpu_memory_utilization"] * r["gpu_mem_total_gib"], abs=0.01)
+
+
 # The fit never plans above the band's low end ------------------------------------------------
 
 FIT_CASES = [
