@@ -122,8 +122,11 @@ def test_map_mode_for_hosts_without_njs():
     conf = render_front_conf("cpu", values)
     assert "js_import" not in conf and "include /d/front/key.map.conf;" in conf
     text = key_map_text("rs-" + "a" * 43, "rsm-" + "b" * 43)
-    assert 'map $http_authorization $rs_key { default 0; "Bearer rs-' in text
+    # a case-sensitive regular expression: nginx lowercases plain map keys
+    assert 'map $http_authorization $rs_key { default 0; "~^Bearer rs-' + "a" * 43 + '$" 1; }' in text
     assert text.count("Bearer ") == 3
+    # the two characters of the allowed set that mean something in a regular expression
+    assert '"~^Bearer rs-a\\.b\\+c' in key_map_text("rs-a.b+c" + "x" * 20, "rsm-" + "b" * 43)
 
 
 @pytest.mark.parametrize("bad", ['rs-x" 1; default 1; "', "short", "rs-" + "a" * 40 + "\n", "rs-" + "a" * 40 + "$x"])
@@ -174,7 +177,7 @@ def test_native_vllm_listens_on_loopback_behind_the_front():
 def test_native_without_njs_keeps_the_key_in_a_private_map():
     _, files = _native(njs=False)
     text, mode = files["front/key.map.conf"]
-    assert mode == 0o600 and '"Bearer rs-' + "k" * 43 + '" 1;' in text
+    assert mode == 0o600 and '"~^Bearer rs-' + "k" * 43 + '$" 1;' in text
     assert "include /root/autodl-tmp/.rentstack/deploy/cpu/front/key.map.conf;" in files["front/nginx.conf"][0]
     assert "k" * 43 not in files["front/nginx.conf"][0]
 
