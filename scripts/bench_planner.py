@@ -186,6 +186,9 @@ CHECKPOINT_QUANT: dict[str, dict] = {
     "RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w4a16": {"quant_method": "compressed-tensors", "config_groups": {
         "group_0": {"weights": {"num_bits": 4, "type": "int", "group_size": 128, "symmetric": True}}}},
     "TheBloke/Mistral-7B-Instruct-v0.2-GPTQ": {"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": True},
+    # Qwen's official GPTQ 4-bit g128 checkpoint (consumer records c25-c27; the log reports auto_gptq with
+    # Marlin kernels and a 15.77 GiB checkpoint)
+    "Qwen/Qwen3-30B-A3B-GPTQ-Int4": {"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": True},
     "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8": {"quant_method": "fp8"},
     "Qwen/Qwen3-VL-30B-A3B (FP8)": {"quant_method": "fp8"},
     "Qwen/Qwen3-VL-4B-Instruct-FP8": {"quant_method": "fp8"},
