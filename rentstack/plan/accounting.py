@@ -12,7 +12,7 @@ planner's calibration; they are not in vLLM's source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 GiB = 1024**3
 
@@ -126,6 +126,17 @@ def era_rules(v: tuple[int, int, int]) -> Rules:
         non_torch_nvlink_gib=1.85 if v >= (0, 12, 0) else 1.05,
         mxfp4_expert_pad=64 if v < (0, 12, 0) else 128,
     )
+
+
+def v0_fallback(r: Rules) -> Rules:
+    """A V1-era release running its V0 engine (pre-Ampere cards before 0.10.2): V0's worker
+    accounting — non-torch growth since its own snapshot, not the whole device; its sampler
+    peak; no free-memory check or CUDA-graph budget; KV capacity logged as blocks. Logged on
+    V100 / T4 / RTX 2060 / 2080 Ti with 0.8.2–0.8.5 (consumer records c14, c16–c18, c20):
+    non-torch 0.04–0.09 GiB on one card, 0.20 with TP4 over PCIe."""
+    return replace(r, engine="v0", caps_whole_gpu=False, checks_free_memory=False, budgets_cuda_graphs=False,
+                   sampler_bytes=38.0, tokens_from_concurrency=False, non_torch_single_gib=0.03,
+                   non_torch_pcie_gib=0.22)
 
 
 def cuda_graph_sizes(max_num_seqs: int) -> list[int]:

@@ -28,6 +28,9 @@ class Card:
     small_batch_defaults: bool = False
     """vLLM keeps the small-card batch defaults (2048 tokens / 256 seqs) on this ≥70 GiB card
     from 0.10 (engine/arg_utils.py get_batch_defaults; vLLM PR 17885: A100)."""
+    pre_ampere: bool = False
+    """Compute capability below 8.0 (Volta, Turing, Pascal): no Marlin AWQ/GPTQ kernels, and
+    vLLM 0.8.0–0.10.1 run these cards on the V0 engine (V1 reached them in 0.10.2)."""
 
 
 CARDS: tuple[Card, ...] = (
@@ -49,6 +52,9 @@ CARDS: tuple[Card, ...] = (
     Card("5090", fp8=True), Card("5080", fp8=True),
     Card("L4", fp8=True), Card("L40", fp8=True),
     Card("GB10", fp8=True), Card("RTX 6000 ADA", fp8=True), Card("RTX PRO", fp8=True),
+    # Volta / Turing / Pascal
+    *(Card(tag, pre_ampere=True) for tag in ("T4", "V100", "P100", "P40", "2080", "2070", "2060", "TITAN RTX",
+                                             "QUADRO RTX", "RTX 8000", "RTX 6000 TURING")),
 )
 
 
@@ -60,6 +66,7 @@ class Capabilities:
     fp8: bool = False
     flashmla: bool = False
     small_batch_defaults: bool = False
+    pre_ampere: bool = False
 
 
 def capabilities(name: str) -> Capabilities:
@@ -71,4 +78,5 @@ def capabilities(name: str) -> Capabilities:
         fp8=any(c.fp8 for c in rows),
         flashmla=any(c.flashmla for c in rows),
         small_batch_defaults=any(c.small_batch_defaults for c in rows),
+        pre_ampere=any(c.pre_ampere for c in rows),
     )

@@ -79,7 +79,7 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
     fx = LaunchParams.flags_to_fields(fixed)
     reasons: dict[str, str] = {}
     version = str(fx.get("vllm_version") or LaunchParams().vllm_version)
-    rules = rules_for(version)  # refuses an unsupported version before any search
+    rules = rules_for(version, pre_ampere=hw.card.pre_ampere)  # refuses an unsupported version before any search
     limit = arch.max_position_embeddings
     want_ctx = min(goal.min_context or limit, limit)
 

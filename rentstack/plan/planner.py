@@ -17,6 +17,7 @@ from rentstack.errors import RentstackError
 from rentstack.plan import accounting, band as band_mod, kv, measured as measured_mod, weights
 from rentstack.plan.accounting import GiB, Rules
 from rentstack.plan.arch import ModelArch
+from rentstack.plan.cards import capabilities
 from rentstack.plan.measured import Measured
 from rentstack.plan.params import Hardware, LaunchParams
 from rentstack.plan.rules import parse_version, rules_for
@@ -36,12 +37,6 @@ CONTEXT_MULTI_GIB = 1.6
 # also holds the allocator segments that cpu_offload's load-then-copy leaves behind.
 WHOLE_DEVICE_SINGLE_CONSUMER_GIB = 0.35
 WHOLE_DEVICE_MULTI_GIB = CONTEXT_MULTI_GIB
-
-# Cards before Ampere have no Marlin kernels: AWQ/GPTQ fall back to kernels that
-# dequantize the whole weight to fp16 for prompts of ≥256 tokens (vLLM awq.py
-# FP16_MATMUL_HEURISTIC_CONDITION), which the profile run's prefill hits.
-_PRE_AMPERE = ("T4", "V100", "P100", "P40", "2080", "2070", "2060", "TITAN RTX", "QUADRO RTX", "RTX 8000",
-               "RTX 6000 TURING")
 
 # After the KV cache is allocated vLLM captures CUDA graphs and warms the sampler up again.
 # What is left must hold the sampler's buffers plus allocations the graph capture makes
@@ -127,7 +122,7 @@ def _gib(x: float) -> float:
 
 def resolve(arch: ModelArch, hw: Hardware, p: LaunchParams, *, allow_long_max_model_len: bool = False) -> LaunchParams:
     """Validate the flags and fill every None with vLLM's default for that version and card."""
-    rules = rules_for(p.vllm_version)
+    rules = rules_for(p.vllm_version, pre_ampere=hw.card.pre_ampere)
     hw.check()
     p.check()  # every set value within the bounds LaunchParams declares
     if arch.num_heads % p.tp:
@@ -206,7 +201,10 @@ def activation_bytes(arch: ModelArch, p: LaunchParams, rules: Rules, dt: int, la
     shard = arch.hidden_size * inter * 2  # one fp16 shard of the merged gate_up
     if not arch.num_experts and quant == "bitsandbytes":
         fwd = max(fwd, up_out + shard)
-    elif not arch.num_experts and quant in ("awq", "gptq") and t >= 256 and _pre_ampere(card):
+    elif not arch.num_experts and quant in ("awq", "gptq") and t >= 256 and capabilities(card).pre_ampere:
+        # Cards before Ampere have no Marlin kernels: AWQ/GPTQ fall back to kernels that
+        # dequantize the whole weight to fp16 for prompts of ≥256 tokens (vLLM awq.py
+        # FP16_MATMUL_HEURISTIC_CONDITION), which the profile run's prefill hits.
         fwd = max(fwd, up_out + shard * (arch.mlp_matrices - 1))
     if rules.engine == "v0":
         fwd += offloaded_layer
@@ -217,11 +215,6 @@ def activation_bytes(arch: ModelArch, p: LaunchParams, rules: Rules, dt: int, la
     # = (3·hidden + 3·intermediate) × 2 B per token (records c01, c02).
     keep = (3 if rules.engine == "v0" else 2) * t * arch.hidden_size * dt
     return max(fwd, sampler) + keep
-
-
-def _pre_ampere(card: str) -> bool:
-    upper = card.upper()
-    return any(tag in upper for tag in _PRE_AMPERE)
 
 
 def non_torch_bytes(rules: Rules, hw: Hardware, world: int) -> float:
@@ -280,7 +273,7 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
     measured: figures from a real start of this (card, version, model); each replaces the
     model's figure where it carries over to these flags (see rentstack.plan.measured)."""
     p = resolve(arch, hw, params or LaunchParams(), allow_long_max_model_len=allow_long_max_model_len)
-    rules = rules_for(p.vllm_version)
+    rules = rules_for(p.vllm_version, pre_ampere=hw.card.pre_ampere)
     dt = weights.resolve_dtype(arch, p.dtype)
     quant = weights.quant_method(arch, p.quantization)
     total = hw.gpu_mem_gib * GiB

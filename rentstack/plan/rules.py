@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 
 from rentstack.errors import RentstackError
-from rentstack.plan.accounting import Rules, era_rules
+from rentstack.plan.accounting import Rules, era_rules, v0_fallback
 from rentstack.versions import VLLM_VERSION
 
 OLDEST = (0, 5, 0)
@@ -37,13 +37,23 @@ def release(version: str) -> str:
     return ".".join(map(str, parse_version(version)))
 
 
+V1_ON_PRE_AMPERE = (0, 10, 2)
+"""0.8.0–0.10.1 start the V1 engine only on compute capability ≥ 8.0 and fall back to V0 on
+older cards ("Compute Capability < 8.0 is not supported by the V1 Engine"); vLLM PRs 23614
+and 24022 brought V1 to them in 0.10.2, and 0.11.0 removed V0."""
+
+
 @lru_cache(maxsize=64)
-def rules_for(version: str) -> Rules:
-    """The rules of this vLLM release; refuses what is not a release number or predates OLDEST."""
+def rules_for(version: str, pre_ampere: bool = False) -> Rules:
+    """The rules of this vLLM release on this kind of card (pre_ampere: compute capability
+    below 8.0, see plan.cards); refuses what is not a release number or predates OLDEST."""
     v = parse_version(version)
     if v < OLDEST:
         raise RentstackError(f"vllm_version {version} is older than 0.5, which the planner does not model; use ≥0.6")
-    return era_rules(v)
+    rules = era_rules(v)
+    if pre_ampere and rules.engine == "v1" and v < V1_ON_PRE_AMPERE:
+        return v0_fallback(rules)
+    return rules
 
 
 def known_rules(version: str | None) -> Rules | None:
@@ -62,4 +72,4 @@ def rules_for_log(version: str | None) -> Rules:
     return known_rules(version) or rules_for(VLLM_VERSION)
 
 
-__all__ = ["OLDEST", "Rules", "known_rules", "parse_version", "release", "rules_for", "rules_for_log"]
+__all__ = ["OLDEST", "V1_ON_PRE_AMPERE", "Rules", "known_rules", "parse_version", "release", "rules_for", "rules_for_log"]

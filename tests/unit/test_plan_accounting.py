@@ -164,6 +164,33 @@ def test_mxfp4_expert_padding_follows_the_release():
                                                               rel=0.01)
 
 
+QWEN25_7B = {"architectures": ["Qwen2ForCausalLM"], "hidden_size": 3584, "intermediate_size": 18944,
+             "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064,
+             "max_position_embeddings": 32768, "torch_dtype": "bfloat16"}
+
+
+@pytest.mark.parametrize("version,card,engine", [
+    ("0.8.5", "Tesla V100-SXM2-32GB", "v0"), ("0.10.1", "Tesla T4", "v0"), ("0.10.2", "Tesla T4", "v1"),
+    ("0.8.5", "NVIDIA GeForce RTX 3090", "v1"), ("0.7.3", "NVIDIA GeForce RTX 3090", "v0"),
+])
+def test_pre_ampere_cards_run_v0_until_0_10_2(version, card, engine):
+    from rentstack.plan.cards import capabilities
+
+    assert rules_for(version, pre_ampere=capabilities(card).pre_ampere).engine == engine
+
+
+def test_v0_fallback_on_a_v100_profiles_the_whole_prompt():
+    # Qwen2.5-7B fp16 on a V100 32GB with 0.8.5 (consumer record c14): the V0 worker profiled one
+    # 32768-token prompt (chunked prefill off at ≤32K) and logged activation 4.35 GiB, non-torch
+    # 0.09, KV 9.88. Planned as V1 (2048-token steps, whole-device non-torch) it was 13.7 GiB.
+    pl = plan(load_arch(QWEN25_7B), Hardware(31.74, name="Tesla V100-SXM2-32GB"),
+              LaunchParams(vllm_version="0.8.5", dtype="float16", max_model_len=32768))
+    assert pl.resolved.max_num_batched_tokens == 32768
+    assert pl.activation_gib == pytest.approx(4.35, abs=0.3)
+    assert pl.non_torch_gib == pytest.approx(0.09, abs=0.07)
+    assert pl.available_kv_gib == pytest.approx(9.88, rel=0.05)
+
+
 def test_mla_latent_is_replicated_per_rank():
     arch = load_arch({"architectures": ["DeepseekV2ForCausalLM"], "hidden_size": 2048, "num_hidden_layers": 27,
                       "num_attention_heads": 16, "vocab_size": 102400, "max_position_embeddings": 163840,
