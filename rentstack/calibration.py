@@ -93,11 +93,21 @@ def measured_figures(figures: dict[str, Any], gpu_mem_gib: float | None = None) 
     """The subset of a Diagnosis' figures that a calibration keeps.
 
     V1 logs print the activation peak and non-torch memory only in a few versions (the
-    'Actual usage' line of 0.10.2 and 0.28+); otherwise their sum is what the budget leaves
+    'Actual usage' line of 0.10.2 and 0.28+, whose activation includes the CUDA-graph estimate
+    from 0.28 on: taken out here); otherwise their sum is what the budget leaves
     after the weights, the KV cache and (0.20+, graphs on) the CUDA-graph estimate:
     activation_plus_non_torch_gib = utilization × total − weights − KV (− graphs)."""
     out = {k: figures[k] for k in MEASURED_KEYS if figures.get(k) is not None}
     args = figures.get("launch_args") or {}
+    estimate = figures.get("cuda_graph_estimate_gib")
+    if ("weights_plus_non_torch_gib" in out and "activation_gib" in out and estimate
+            and _graphs_budgeted(figures.get("vllm_version")) and not args.get("enforce-eager")):
+        # The 0.28+ "Actual usage" line reports the CUDA-graph estimate the worker subtracted
+        # inside its "peak activation" (gpu_worker: peak_activation_memory =
+        # transient_peak_headroom + cudagraph_memory_estimate_applied). Kept as is, a reused
+        # calibration would charge the graphs twice. RTX 5090, 0.28 (records c25/c26): 1.19 GiB
+        # with graphs = 0.54 eager + the 0.65 estimate.
+        out["activation_gib"] = round(max(0.0, out["activation_gib"] - estimate), 3)
     launch = {k: args[k] for k in LAUNCH_KEYS if k in args}
     if launch:
         out["launch_args"] = launch

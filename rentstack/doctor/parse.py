@@ -112,6 +112,12 @@ class LogFacts:
             if model:
                 self.figures["model"] = model
             return
+        m = P.ENGINE_BANNER.search(line)
+        if m:
+            # The same start as a server banner before it (no reset); an offline run has only this.
+            self.figures.setdefault("vllm_version", m.group("version"))
+            self.figures.setdefault("model", m.group("model"))
+            return
         m = P.LOGO_MODEL.search(line)
         if m and "model" not in self.figures:
             self.figures["model"] = m.group("model")
@@ -243,13 +249,13 @@ class LogFacts:
             m = P.ACTUAL_USAGE.search(line)
             if m:
                 if m.group("what") == "weight":
-                    self._set_max("weights_gib", _num(m.group(1)))
-                    if m.group(3):
-                        self._set_max("non_torch_gib", _num(m.group(3)))
+                    self._set_max("weights_gib", _num(m.group("first")))
+                    if m.group("non_torch"):
+                        self._set_max("non_torch_gib", _num(m.group("non_torch")))
                 else:
-                    f["weights_plus_non_torch_gib"] = _num(m.group(1))
-                self._set_max("activation_gib", _num(m.group(2)))
-                self._set_max("cuda_graph_gib", _num(m.group(4)))
+                    f["weights_plus_non_torch_gib"] = _num(m.group("first"))
+                self._set_max("activation_gib", _num(m.group("activation")))
+                self._set_max("cuda_graph_gib", _num(m.group("graphs")))
             m = P.KV_CACHE_MEMORY_HINT.search(line)
             if m:
                 f["kv_cache_memory_fit_bytes"] = int(m.group("fit"))

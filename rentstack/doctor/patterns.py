@@ -25,7 +25,7 @@ WORKER_TAG = re.compile(r"^\s*\((?P<tag>[A-Za-z_]+[A-Za-z_0-9 ]*?)\s+pid=\d+\)")
 
 TRIGGER_WORDS = (
     # banner, arguments, figures
-    "version", "█", "non-default args", "args: Namespace", "Using max model len", "took", "total_gpu_memory",
+    "version", "█", "LLM engine (v", "non-default args", "args: Namespace", "Using max model len", "took", "total_gpu_memory",
     "model weights take", "Memory profiling results", "Available KV cache memory", "Explicitly set",
     "KV cache size", "Maximum concurrency", "blocks:", "Estimated CUDA graph", "--kv-cache-memory=", "init engine",
     # phases
@@ -49,6 +49,12 @@ VERSION_BANNER = re.compile(
 
 VERSION_LOGO = re.compile(r"[█▀▄]\s+version\s+(?P<version>[0-9][\w.+-]*)\s*$")
 """The 0.19+ ASCII logo: '... █ ▀▄▀ █  version 0.19.0' on one line, 'model M' on the next."""
+
+ENGINE_BANNER = re.compile(
+    r"Initializing an? (?:V[01] )?LLM engine \(v(?P<version>[0-9][\w.+-]*)\) with config: model='(?P<model>[^']+)'"
+)
+"""llm_engine.py / v1 core.py (0.6+): 'Initializing a V1 LLM engine (v0.28.0) with config: model=…'.
+The only version line of an offline LLM() run; in a server's log it follows the banner above."""
 
 LOGO_MODEL = re.compile(r"[█▀▄]\s+model\s+(?P<model>\S+)\s*$")
 
@@ -120,10 +126,14 @@ FREE_MEMORY_INFO = re.compile(
 )
 """The same INFO line's start: the card's free and total memory at start and the budget."""
 
+def _named_num(name: str) -> str:
+    return NUM.replace("(", f"(?P<{name}>", 1)
+
+
 ACTUAL_USAGE = re.compile(
-    r"Actual usage is " + NUM + r" ?GiB for (?P<what>weight|consumed memory \(weights \+ non-torch\)), "
-    + NUM + r" ?GiB for peak activation, (?:" + NUM + r" ?GiB for non-torch memory, )?and "
-    + NUM + r" ?GiB for CUDAGraph memory"
+    r"Actual usage is " + _named_num("first") + r" ?GiB for (?P<what>weight|consumed memory \(weights \+ "
+    r"non-torch\)), " + _named_num("activation") + r" ?GiB for peak activation, (?:" + _named_num("non_torch")
+    + r" ?GiB for non-torch memory, )?and " + _named_num("graphs") + r" ?GiB for CUDAGraph memory"
 )
 """gpu_worker.py compile_or_warm_up_model, next to the --kv-cache-memory hint: INFO in 0.10.2,
 0.28+; DEBUG in 0.11–0.27. 0.10–0.19 split weight / activation / non-torch; 0.28+ gives weights

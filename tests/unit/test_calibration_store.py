@@ -87,3 +87,36 @@ def test_activation_plus_non_torch_is_derived_when_the_card_size_is_known(tmp_pa
     # dev record 65: activation 1.89 + non-torch 0.25 = 2.14 GiB; 0.95 × 79.19 − 14.99 − 58.11 = 2.13
     assert abs(figs["activation_plus_non_torch_gib"] - 2.14) < 0.02
     assert figs["total_gpu_gib"] == 79.19
+
+
+# An RTX 5090 start of Qwen3-30B-A3B-GPTQ-Int4 on vLLM 0.28.0 (consumer record c25, its engine log).
+C25_LOG = [
+    "(EngineCore pid=5475) INFO 09-05 16:27:56 [core.py:122] Initializing a V1 LLM engine (v0.28.0) with config: "
+    "model='Qwen/Qwen3-30B-A3B-GPTQ-Int4', enforce_eager=False",
+    "(EngineCore pid=5475) INFO 09-05 16:28:22 [gpu_model_runner.py:5515] Model loading took 15.66 GiB memory and "
+    "23.535528 seconds",
+    "(EngineCore pid=5475) INFO 09-05 16:30:46 [gpu_model_runner.py:6941] Estimated CUDA graph memory: 0.65 GiB total",
+    "(EngineCore pid=5475) INFO 09-05 16:30:46 [gpu_worker.py:578] Available KV cache memory: 10.34 GiB",
+    "(EngineCore pid=5475) INFO 09-05 16:30:46 [kv_cache_utils.py:1869] GPU KV cache size: 112,912 tokens, "
+    "Maximum concurrency for 2,048 tokens per request: 55.13x",
+    "(EngineCore pid=5475) INFO 09-05 16:32:02 [gpu_model_runner.py:7048] Graph capturing finished in 75 secs, "
+    "took 0.58 GiB",
+    "(EngineCore pid=5475) INFO 09-05 16:32:02 [gpu_worker.py:804] Free memory on device (30.86/31.36 GiB) on "
+    "startup. Desired GPU memory utilization is (0.9, 28.22 GiB). Actual usage is 16.7 GiB for consumed memory "
+    "(weights + non-torch), 1.19 GiB for peak activation, and 0.58 GiB for CUDAGraph memory. Replace "
+    "gpu_memory_utilization config with `--kv-cache-memory=11032338432` (10.27 GiB) to fit into requested "
+    "memory, or `--kv-cache-memory=17652813824` (16.44 GiB) to fully utilize gpu memory. Current kv cache "
+    "memory in use is 10.34 GiB.",
+]
+
+
+def test_028_activation_is_kept_without_the_graph_estimate_it_includes():
+    from rentstack.calibration import measured_figures
+    from rentstack.doctor.diagnose import diagnose
+
+    figs = diagnose(C25_LOG).figures
+    assert figs["activation_gib"] == 1.19 and figs["cuda_graph_estimate_gib"] == 0.65  # as logged
+    kept = measured_figures(figs)
+    assert kept["activation_gib"] == pytest.approx(0.54)  # the eager start of c26 logged 0.54
+    # the budget still adds up: 28.22 - 16.7 consumed - 0.54 - 0.65 estimate = 10.33 of KV
+    assert 28.22 - kept["weights_plus_non_torch_gib"] - kept["activation_gib"] - 0.65 == pytest.approx(10.34, abs=0.02)

@@ -88,3 +88,41 @@ def test_a_new_cause_needs_only_its_module_and_the_registry(monkeypatch):
     d = diagnose(["INFO 01-01 00:00:00 [api_server.py:1] vLLM API server version 0.10.2\n", line + "\n"])
     assert (d.cause, d.phase, d.fixes) == ("disk_full", "startup", [])
     assert d.explanation == "The disk is full (errno 28)."
+
+
+# The "Actual usage" figures line, in both of its shapes -------------------------------------
+
+_USAGE_028 = ("(EngineCore pid=5475) INFO 09-05 16:32:02 [gpu_worker.py:804] Free memory on device (30.86/31.36 GiB) "
+              "on startup. Desired GPU memory utilization is (0.9, 28.22 GiB). Actual usage is 16.7 GiB for consumed "
+              "memory (weights + non-torch), 1.19 GiB for peak activation, and 0.58 GiB for CUDAGraph memory. "
+              "Replace gpu_memory_utilization config with `--kv-cache-memory=11032338432` (10.27 GiB) to fit into "
+              "requested memory, or `--kv-cache-memory=17652813824` (16.44 GiB) to fully utilize gpu memory. "
+              "Current kv cache memory in use is 10.34 GiB.")
+_USAGE_0102 = ("INFO 09-20 10:00:00 [gpu_worker.py:276] Free memory on device (78.57/79.18 GiB) on startup. Desired "
+               "GPU memory utilization is (0.9, 71.26 GiB). Actual usage is 14.99 GiB for weight, 4.76 GiB for peak "
+               "activation, 0.13 GiB for non-torch memory, and 0.39 GiB for CUDAGraph memory. Replace "
+               "gpu_memory_utilization config with `--kv-cache-memory=55491753575` to fit into requested memory, or "
+               "`--kv-cache-memory=63344644096` to fully utilize gpu memory.")
+
+
+@pytest.mark.parametrize("line,want", [
+    (_USAGE_028, {"weights_plus_non_torch_gib": 16.7, "activation_gib": 1.19, "cuda_graph_gib": 0.58,
+                  "init_free_gib": 30.86, "requested_gib": 28.22}),
+    (_USAGE_0102, {"weights_gib": 14.99, "activation_gib": 4.76, "non_torch_gib": 0.13, "cuda_graph_gib": 0.39,
+                   "requested_gib": 71.26}),
+], ids=["0.28 consumed", "0.10.2 weight"])
+def test_actual_usage_line_figures(line, want):
+    # Each number lands in its own figure (the 0.28 shape once crashed the reader: the numbers
+    # were read by position, and the label's group came first).
+    figs = diagnose([line]).figures
+    assert {k: figs.get(k) for k in want} == want
+
+
+def test_an_offline_run_is_versioned_by_its_engine_banner():
+    banner = ("(EngineCore pid=5475) INFO 09-05 16:27:56 [core.py:122] Initializing a V1 LLM engine (v0.28.0) with "
+              "config: model='Qwen/Qwen3-30B-A3B-GPTQ-Int4', speculative_config=None")
+    figs = diagnose([banner]).figures
+    assert (figs["vllm_version"], figs["model"]) == ("0.28.0", "Qwen/Qwen3-30B-A3B-GPTQ-Int4")
+    # in a server log it follows the server's own banner, which stays the authority
+    figs = diagnose(["INFO 09-05 16:27:50 [api_server.py:1] vLLM API server version 0.28.0", banner]).figures
+    assert figs["vllm_version"] == "0.28.0"
