@@ -5,6 +5,7 @@ expandable and survives power-off; the 30 GB system disk does not fit a model):
 
   DATA/models/<name>/              weights (one directory per model)
   DATA/venv/vllm-<version>/        the native runner's vLLM
+  DATA/venv/vllm-router-<version>/ the replica router, on the host `fab router --on` names
   DATA/.cache/{pip,huggingface,modelscope,vllm}/
   DATA/.rentstack/state.json       finished steps (rentstack.remote.host_state)
   DATA/.rentstack/env.sh           cache variables, sourced from ~/.bashrc and ~/.profile
@@ -58,6 +59,10 @@ class Layout:
     @property
     def venv(self) -> str:
         return self._p("venv", f"vllm-{self.vllm}")
+
+    def venv_named(self, name: str) -> str:
+        """Another venv beside vLLM's (the replica router's: vllm-router-<version>)."""
+        return self._p("venv", name)
 
     @property
     def cache(self) -> str:

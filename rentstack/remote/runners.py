@@ -90,27 +90,38 @@ def venv_wheel(tier: Tier, release: Release | None = None) -> str:
 
 def venv_check(layout: Layout) -> str:
     """Prints the marker's content (the wheel installed) when the venv is complete."""
-    return f"cat {q(layout.venv + '/' + VENV_MARKER)} 2>/dev/null && test -x {q(layout.venv + '/bin/python')}"
+    return venv_marker_check(layout.venv)
 
 
 def venv_install(layout: Layout, tier: Tier, wheels: str | None, release: Release | None = None) -> str:
     """Create the venv and install vLLM; the marker is written last (an interrupted install
     is simply run again: pip skips what is already there)."""
-    v = layout.venv
-    pip = q(v + "/bin/pip")
+    cleanup = (f"{q(layout.venv + '/bin/pip')} uninstall -q -y {' '.join(CUDA_EXTRAS)} >/dev/null 2>&1 || true"
+               if tier.accelerator == "cpu" else None)
+    return pip_venv_install(layout.venv, venv_pip_args(tier, release), wheels, venv_wheel(tier, release), cleanup)
+
+
+def pip_venv_install(venv: str, pip_args: tuple[str, ...], wheels: str | None, marker: str,
+                     cleanup: str | None = None) -> str:
+    """A venv on the data disk with ``pip_args`` installed (from the ``wheels`` folder only, when
+    given), then ``cleanup``, then ``marker`` written into its completion file."""
+    pip = q(venv + "/bin/pip")
     index = f"--no-index --find-links {q(wheels)} " if wheels else ""
-    wheel = venv_wheel(tier, release)
     lines = [
         "set -e",
         "command -v python3 >/dev/null || { echo 'python3 is missing: apt-get install python3 python3-venv'; exit 2; }",
-        f"mkdir -p {q(v.rsplit('/', 1)[0])}",
-        f"python3 -m venv {q(v)} || {{ echo 'python3 -m venv failed: apt-get install python3-venv'; exit 2; }}",
-        f"{pip} install -q --disable-pip-version-check {index}{' '.join(q(a) for a in venv_pip_args(tier, release))}",
+        f"mkdir -p {q(venv.rsplit('/', 1)[0])}",
+        f"python3 -m venv {q(venv)} || {{ echo 'python3 -m venv failed: apt-get install python3-venv'; exit 2; }}",
+        f"{pip} install -q --disable-pip-version-check {index}{' '.join(q(a) for a in pip_args)}",
+        *([cleanup] if cleanup else []),
+        f"echo {q(marker)} > {q(venv + '/' + VENV_MARKER)}",
     ]
-    if tier.accelerator == "cpu":
-        lines.append(f"{pip} uninstall -q -y {' '.join(CUDA_EXTRAS)} >/dev/null 2>&1 || true")
-    lines.append(f"echo {q(wheel)} > {q(v + '/' + VENV_MARKER)}")
     return "\n".join(lines)
+
+
+def venv_marker_check(venv: str) -> str:
+    """Prints the marker's content when the venv at ``venv`` is complete."""
+    return f"cat {q(venv + '/' + VENV_MARKER)} 2>/dev/null && test -x {q(venv + '/bin/python')}"
 
 
 @dataclass(frozen=True)
