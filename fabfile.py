@@ -59,10 +59,16 @@ _HELP = {
     "once": "print one frame (two reads --interval apart) and exit",
     "replicas": "the same deployment on every --host, with one shared API key (then `fab router`)",
     "policy": "router policy: cache_aware (prefix affinity, default), round_robin, power_of_two, consistent_hash",
+    "on": "run the router on this one of --host, as a supervised service behind its own front door",
+    "router_port": "with --on: the router's front door port on that host (default: --port + 1)",
+    "peer_ssh": "with --on: how that host reaches the others' SSH, USER@HOST:PORT in --host order without it "
+                "(default: their --host addresses; give private addresses to keep the forwards on the provider's network)",
+    "stop": "with --on: stop the router there and take its key off the other hosts",
 }
 
 
 _BOUNDS = {**Options.flag_bounds(), "auto_fix": (0, 5), "tail": (1, 100_000), "local_port": (0, 65535),
+           "router_port": (0, 65535),
            "seconds": (0, MAX_SECONDS), "interval": (1, 3600),
            "input_len": (1, 131072), "output_len": (1, 32768)}
 """Every integer flag's range: Options' fields, then the tasks' own flags."""
@@ -247,25 +253,47 @@ def _as_replicas(call: Call) -> Call:
     return replace(call, opts=replace(call.opts, key_file=shared_key_file(call.opts)))
 
 
-@host_task("tier", "model", "port")
-def router(c, call: Call, local_port=0, policy="cache_aware", seconds=0):
-    """Replicas behind one endpoint: vLLM's router here on 127.0.0.1, over SSH tunnels to each host.
+@host_task("tier", "model", "port", "data_dir", "bind", "wheels", "plain_http")
+def router(c, call: Call, local_port=0, policy="cache_aware", seconds=0, on="", router_port=0, peer_ssh="",
+           stop=False, dry_run=False):
+    """Replicas behind one endpoint: vLLM's router here, or with --on on one of the hosts.
 
     The hosts were provisioned with `fab provision --host h1,h2 --replicas`. The router
     checks every replica's /health, takes a failed one out and back in when it answers,
-    and forwards the client's key to the replicas' front doors. Ctrl-C stops it."""
+    and forwards the client's key to the replicas' front doors.
+    Here (default): on 127.0.0.1 over SSH tunnels to each host, until Ctrl-C.
+    --on h1: a supervised service on h1 (its own front door asks for the key; the other
+    replicas are reached over SSH forwards that can do nothing else); --stop removes it."""
     from rentstack.config import resolve_model, load_tier
-    from rentstack.remote.replicas import serve_router
     from rentstack.scale.router import POLICIES
 
-    local = check_int("local_port", local_port, *_BOUNDS["local_port"]) or call.opts.port
+    local = check_int("local_port", local_port, *_BOUNDS["local_port"])
     wait = check_int("seconds", seconds, *_BOUNDS["seconds"])
+    own_port = check_int("router_port", router_port, *_BOUNDS["router_port"])
     if policy not in POLICIES:
         raise InputError(f"--policy {policy!r} is unknown: use one of {', '.join(POLICIES)}")
+    if on:
+        if wait:
+            raise InputError("--seconds is for the router here; with --on it runs on the host until --stop")
+    else:
+        for flag, given in (("--router-port", own_port), ("--peer-ssh", peer_ssh), ("--stop", stop),
+                            ("--dry-run", dry_run), ("--wheels", call.opts.wheels),
+                            ("--bind", call.opts.bind != "127.0.0.1"), ("--plain-http", call.opts.plain_http)):
+            if given:
+                raise InputError(f"{flag} is for a router on one of the hosts: add --on HOST (one of --host)")
     call = _as_replicas(call)
     model = resolve_model(call.opts.model or load_tier(call.opts.tier).model).name
-    serve_router(call.hosts, call.auth, call.opts, port=local, policy=policy, seconds=float(wait) or None,
-                 model_name=model)
+    if on:
+        from rentstack.remote import router_host
+
+        req = router_host.resolve(call.hosts, on, call.opts, router_port=own_port, peer_ssh=peer_ssh, policy=policy)
+        router_host.run(call.hosts, call.auth, call.opts, req, key_file=call.opts.key_file, model_name=model,
+                        dry_run=dry_run, stop=stop, local_port=local)
+        return
+    from rentstack.remote.replicas import serve_router
+
+    serve_router(call.hosts, call.auth, call.opts, port=local or call.opts.port, policy=policy,
+                 seconds=float(wait) or None, model_name=model)
 
 
 @host_task("tier", "model", "data_dir", "endpoint", "hf_endpoint")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from rentstack.errors import RentstackError
-from rentstack.remote import runners
+from rentstack.remote import router_host, runners
 from rentstack.remote.connection import Remote, free_local_port, tunnel_line
 from rentstack.remote.facts import command_fact, parse_compose_services
 from rentstack.remote.hosts import Auth, HostSpec
@@ -169,7 +169,8 @@ def status(spec: HostSpec, auth: Auth, opts: Options) -> tuple[bool, str]:
             parts = view.read(command_fact("compose_services", runners.compose_parts_state(
                 ctx.layout, ctx.tier, opts.project), parse_compose_services))
             text += "".join(f"\n  {service}: {state}" for service, state in parts.items())
-        return healthy, text
+        router_ok, router = router_host.status_lines(ctx, view)      # `fab router --on` this host
+        return healthy and router_ok, "\n".join([text, *router])
 
 
 def logs(spec: HostSpec, auth: Auth, opts: Options, tail: int) -> str:

@@ -88,7 +88,8 @@ class Peer:
     def __post_init__(self) -> None:
         for field, value in (("user", self.user), ("host", self.host)):
             if not _SSH_WORD.fullmatch(value) or value.startswith("-"):
-                raise RentstackError(f"peer {self.label}: SSH {field} {value!r} is not a plain host/user name")
+                raise RentstackError(f"--peer-ssh: the SSH {field} {value!r} for {self.label} is not a plain "
+                                     "host or user name: give USER@HOST:PORT")
 
 
 @dataclass(frozen=True)
