@@ -1,7 +1,8 @@
-"""Two SSH hosts on a public and a private network, for the Ray cluster tests.
+"""Two SSH hosts on a public and a private network, for the Ray cluster and replica tests.
 
 Plain `docker compose` (not pytest-docker: the remote tests' session already uses it for
-their own stack). The hosts' pip installs Ray from a wheel folder filled here once.
+their own stack). The hosts' pip installs Ray from a wheel folder filled here once, and the
+replica router from another (mounted at ROUTER_WHEELS_ON_HOST, given to `fab router --wheels`).
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ import uuid
 from pathlib import Path
 
 import pytest
+from replica_probe import DATA, REPLICA_PORT, replica_hosts
 
 from rentstack.commands._common import REPO
 from rentstack.local.image import fill_wheelhouse
 from rentstack.remote.connection import Remote
 from rentstack.remote.hosts import Auth, parse_host
 from rentstack.scale.ray_cluster import RAY_VERSION
+from rentstack.scale.router import ROUTER_REQUIREMENT, ROUTER_VERSION
 from rentstack.versions import BASE_IMAGE
 
 HERE = Path(__file__).resolve().parent
 PROJECT = "rstest-scale"
 RAY_WHEELS = REPO / ".cache" / "ray-wheels"
 WHEELS = REPO / ".cache" / "wheelhouse"
+ROUTER_WHEELS = REPO / ".cache" / "router-wheels"
+ROUTER_WHEELS_ON_HOST = "/root/router-wheels"
 HEAD_SSH, WORKER_SSH = 22211, 22212
 PRIVATE = {"head": "10.77.0.2", "worker": "10.77.0.3"}
 PUBLIC = {"head": "172.30.0.2", "worker": "172.30.0.3"}
@@ -44,10 +49,19 @@ def _fill_ray_wheels() -> None:
     _run(sys.executable, "-m", "pip", "download", "-q", f"ray=={RAY_VERSION}", "-d", str(RAY_WHEELS))
 
 
+def _fill_router_wheels() -> None:
+    """vllm-router and its dependencies for the hosts' Python (bookworm's 3.11, like this one's)."""
+    if any(ROUTER_WHEELS.glob(f"vllm_router-{ROUTER_VERSION}-*.whl")):
+        return
+    ROUTER_WHEELS.mkdir(parents=True, exist_ok=True)
+    _run(sys.executable, "-m", "pip", "download", "-q", ROUTER_REQUIREMENT, "-d", str(ROUTER_WHEELS))
+
+
 @pytest.fixture(scope="session")
 def ray_hosts(docker_required, tmp_path_factory):
     """Start head + worker; yield their SSH addresses and credentials; remove them after."""
     _fill_ray_wheels()
+    _fill_router_wheels()
     fill_wheelhouse(WHEELS)
     _run("bash", str(REPO / "scripts" / "build-base-image.sh"), BASE_IMAGE)
     _run("docker", "build", "-q", "-t", "rentstack/test-ssh-host:bookworm", "-f",
@@ -56,7 +70,7 @@ def ray_hosts(docker_required, tmp_path_factory):
     _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "id"))
     password = "pw-" + uuid.uuid4().hex[:12]
     env = {**os.environ, "RS_TEST_PASSWORD": password, "RS_AUTHORIZED_KEYS": str(keys / "id.pub"),
-           "RS_RAY_WHEELS": str(RAY_WHEELS), "RS_WHEELS": str(WHEELS), "RS_HEAD_SSH_PORT": str(HEAD_SSH), "RS_WORKER_SSH_PORT": str(WORKER_SSH)}
+           "RS_RAY_WHEELS": str(RAY_WHEELS), "RS_WHEELS": str(WHEELS), "RS_ROUTER_WHEELS": str(ROUTER_WHEELS), "RS_HEAD_SSH_PORT": str(HEAD_SSH), "RS_WORKER_SSH_PORT": str(WORKER_SSH)}
     compose = ["docker", "compose", "-p", PROJECT, "-f", str(HERE / "hosts.compose.yaml")]
     _run(*compose, "down", "-v", "--remove-orphans", env=env)
     _run(*compose, "up", "--build", "--wait", env=env)
@@ -94,3 +108,14 @@ def connect(ray_hosts):
     yield open_
     for remote in opened:
         remote.close()
+
+
+@pytest.fixture(scope="session")
+def replicas(ray_hosts, fab_scale):
+    """Both hosts serving the CPU tier (native runner, real vLLM) with one shared key; for the
+    router here (test_replicas.py) and on the head (test_router_on_host.py)."""
+    r = fab_scale("provision", "--host", replica_hosts(ray_hosts), "--tier", "cpu", "--replicas",
+                  "--port", str(REPLICA_PORT), "--data-dir", DATA)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "fab router --host" in r.stdout
+    return r

@@ -5,45 +5,23 @@ the other; it comes back and takes requests again."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
+from replica_probe import DATA, REPLICA_PORT, chat as _chat, kill_vllm, replica_hosts, served as _served
 
 from rentstack.commands._common import REPO
 from rentstack.render.secrets import parse_api_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PORT = 18090                       # the front door's port on each host (never published)
-DATA = "/root/autodl-tmp"
+PORT = REPLICA_PORT
 
 
 def _hosts(ray_hosts) -> str:
-    return f"{ray_hosts['head']},{ray_hosts['worker']}"
-
-
-def _chat(url: str, key: str | None, text: str) -> int:
-    body = json.dumps({"model": "smollm2-135m", "max_tokens": 8,
-                       "messages": [{"role": "user", "content": text}]}).encode()
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-    req = urllib.request.Request(f"{url}/v1/chat/completions", data=body, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-def _served(host) -> int:
-    """Chat requests this host's vLLM has answered (its access log on the data disk)."""
-    out = host.remote.run(f"cat {DATA}/.rentstack/logs/vllm*.log 2>/dev/null | grep -c 'POST /v1/chat/completions HTTP/1.1\" 200' || true")[1]
-    return int(out.strip() or 0)
+    return replica_hosts(ray_hosts)
 
 
 def _free_port() -> int:
@@ -51,15 +29,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def replicas(ray_hosts, fab_scale):
-    r = fab_scale("provision", "--host", _hosts(ray_hosts), "--tier", "cpu", "--replicas", "--port", str(PORT),
-                  "--data-dir", DATA)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "fab router --host" in r.stdout
-    return r
 
 
 def test_replicas_share_one_key(replicas, connect):
@@ -106,8 +75,7 @@ def test_router_spreads_survives_a_dead_replica_and_takes_it_back(replicas, ray_
         assert _chat(url, "wrong-key", "wrong key") == 401
 
         # One replica's server dies: every request still succeeds, on the other.
-        # (kill the supervisor's child, as a crash would; the supervisor stays and restarts it)
-        worker.remote.check(f"kill -9 $(ps -o pid= --ppid $(cat {DATA}/.rentstack/run/vllm-cpu.pid))", "kill vLLM")
+        kill_vllm(worker)
         assert [_chat(url, key, f"during outage {i}") for i in range(6)] == [200] * 6
 
         # The supervisor restarts it; the router's health check takes it back.
