@@ -391,8 +391,9 @@ def start_steps(router: Site, peers: list[Site], plan: HostRouterPlan, key: str,
                                                    (program,)), timeout=FORWARD_WAIT_S + 30)
             if code:
                 tail = host.run(f"tail -n 5 {shlex.quote(ctx.layout.log(ctx.tier.name, program.slug))}")[1]
+                why = {4: "its supervisor died", 5: "ssh exited 3 times"}.get(code, f"within {FORWARD_WAIT_S} s")
                 raise RentstackError(f"the SSH forward to {peer.label} ({peer.user}@{peer.host}:{peer.ssh_port}) "
-                                     f"did not carry /health within {FORWARD_WAIT_S} s; its log: "
+                                     f"did not carry /health ({why}); its log: "
                                      f"{' / '.join(tail.strip().splitlines()[-3:]) or 'empty'}")
         for program in rest:
             host.check(runners.native_start(ctx.layout, ctx.tier.name, program), f"starting the {program.name}")

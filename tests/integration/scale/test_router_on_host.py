@@ -156,3 +156,15 @@ def test_router_on_the_head(replicas, ray_hosts, fab_scale, connect):
     assert head.run(f"test -e {ROUTER_DIR}/forward_key")[0] != 0
     stopped_again = fab_scale(*args, "--stop")
     assert all(v.startswith("skip|") for v in step_lines(stopped_again.stdout).values()), stopped_again.stdout
+
+    # A start that fails half-way (the head cannot reach the worker's sshd) undoes itself: one
+    # line, exit 1, no router process, no key on the worker, no key pair on the head.
+    unreachable = [*args[:args.index("--peer-ssh") + 1], "root@10.77.0.99:22", *args[args.index("--peer-ssh") + 2:]]
+    failed = fab_scale(*unreachable)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "the SSH forward to root@127.0.0.1:22212 (root@10.77.0.99:22) did not carry /health" in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+    assert "[undo] router: peer1" in failed.stdout, failed.stdout
+    assert head.run(f"ls {DATA}/.rentstack/run/ | grep router")[1].strip() == ""
+    assert worker.run("grep -c rentstack-router /root/.ssh/authorized_keys")[1].strip() == "0"
+    assert head.run(f"test -e {ROUTER_DIR}/forward_key")[0] != 0
