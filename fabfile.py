@@ -6,6 +6,7 @@ takes and calls rentstack.remote; the logic, plans and parsers live in the packa
   fab provision --host root@HOST:PORT --dry-run        (print the plan, change nothing)
   fab provision --host root@HOST:PORT --profiles webui,monitoring   (Docker hosts: chat UI, Prometheus)
   fab download / up / down / status / logs / tunnel / doctor / top --host ...
+  fab provision --host h1,h2 --replicas, then fab router --host h1,h2 [--on h1]   (one endpoint, router here or on h1)
   fab -H h1,h2 TASK runs the task on each host in turn (Fabric's way; stops at the first failure).
 
 Password: $RENTSTACK_SSH_PASSWORD, else a prompt with --password; never a flag value.
