@@ -62,6 +62,8 @@ HF_FACTS: dict[str, dict] = {
     "Qwen/Qwen2.5-7B-Instruct": {"architectures": ["Qwen2ForCausalLM"], "num_attention_heads": 28},
     "Qwen/Qwen2.5-1.5B-Instruct": {"architectures": ["Qwen2ForCausalLM"], "num_attention_heads": 12,
                                    "tie_word_embeddings": True},
+    "Qwen/Qwen2.5-0.5B-Instruct": {"architectures": ["Qwen2ForCausalLM"], "num_attention_heads": 14,
+                                   "tie_word_embeddings": True},
     "meta-llama/Llama-3.2-1B": {"architectures": ["LlamaForCausalLM"], "num_attention_heads": 32,
                                 "tie_word_embeddings": True},
     "meta-llama/Llama-3.2-3B-Instruct": {"architectures": ["LlamaForCausalLM"], "num_attention_heads": 24,
