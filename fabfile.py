@@ -49,7 +49,7 @@ _HELP = {
     "auto_fix": "on a failed start, apply the doctor's first fix and retry, at most N times (0-5)",
     "set": "vLLM setting KEY=VALUE (repeatable)",
     "tail": "lines to show (1-100000, default 200)",
-    "local_port": "port on this machine (default 0: the same as --port)",
+    "local_port": "port on this machine (default 0: the same as --port; for `router --on`, as --router-port)",
     "head_ip": "the head's private IP address; the other hosts must reach it directly",
     "seconds": f"close after N seconds (default 0: until Ctrl-C; at most {MAX_SECONDS})",
     "concurrency": "concurrency levels, comma-separated (default 1,2,4,8)",
