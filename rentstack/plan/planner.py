@@ -354,6 +354,17 @@ def plan(arch: ModelArch, hw: Hardware, params: LaunchParams | None = None, *,
         plan_.warnings.append(
             f"architecture {arch.architecture} is not modelled: weights estimated as a dense model +15%"
         )
+    if arch.extra_params:
+        # vLLM profiles a multimodal model with dummy images/videos of the largest size its
+        # processor allows and keeps the encoder's outputs alive through the language model's
+        # dummy forward (gpu_model_runner.profile_run). How many tokens that is depends on the
+        # processor's limits, which config.json does not hold, so it is not in the figures above.
+        plan_.warnings.append(
+            "the vision encoder's profile run is not modelled: vLLM holds its outputs for the whole encoder "
+            "budget during profiling (2.75 GiB per GPU for Qwen3-VL-30B-A3B at tp 4 on 0.11, dev record c28), "
+            "so the KV figures can be that much too high; serving text only, pass "
+            "--limit-mm-per-prompt '{\"image\": 0, \"video\": 0}' (vLLM then skips that profile)"
+        )
     if offload and offload > max(s.decoder_bytes for s in stages):
         plan_.warnings.append(
             f"cpu_offload_gb {p.cpu_offload_gb} is more than the decoder weights per GPU "

@@ -164,6 +164,16 @@ def test_mxfp4_expert_padding_follows_the_release():
                                                               rel=0.01)
 
 
+def test_a_vision_tower_warns_that_its_profile_run_is_not_modelled():
+    vl = load_arch({**SCOUT, "vision_config": {"hidden_size": 1408, "num_hidden_layers": 34,
+                                               "intermediate_size": 5632}})
+    assert vl.extra_params > 0
+    hw = Hardware(79.19, gpus=4, name="H100")
+    warned = plan(vl, hw, LaunchParams(tp=4, max_model_len=8192)).warnings
+    assert any("vision encoder's profile run is not modelled" in w and "--limit-mm-per-prompt" in w for w in warned)
+    assert not any("vision encoder" in w for w in plan(load_arch(SCOUT), hw, LaunchParams(tp=4, max_model_len=8192)).warnings)
+
+
 QWEN25_7B = {"architectures": ["Qwen2ForCausalLM"], "hidden_size": 3584, "intermediate_size": 18944,
              "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064,
              "max_position_embeddings": 32768, "torch_dtype": "bfloat16"}
