@@ -125,6 +125,10 @@ def era_rules(v: tuple[int, int, int]) -> Rules:
         non_torch_pcie_gib=0.22 if v0 else 0.08,
         non_torch_nvlink_gib=1.85 if v >= (0, 12, 0) else 1.05,
         mxfp4_expert_pad=64 if v < (0, 12, 0) else 128,
+        # CacheConfig.gpu_memory_utilization: 0.92 in the 0.32.0 package itself and in 0.25.1
+        # start logs that leave it unset (consumer records c30, c31); vLLM PR 38284 made the
+        # change for 0.21. 0.9 before.
+        default_gpu_memory_utilization=0.92 if v >= (0, 21, 0) else 0.9,
     )
 
 

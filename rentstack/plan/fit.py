@@ -117,12 +117,21 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
     def run(**changes: Any) -> Plan | None:
         try:
             pl = plan(arch, hw, replace(base, **changes), measured=measured)
+            if pl.verdict == "free_memory" and "gpu_memory_utilization" not in fx:
+                # vLLM refuses to start when the budget is above what is free after the CUDA
+                # context (0.92 × a TP2 RTX 3080 20GB leaves less than its context takes):
+                # the largest utilization that passes the check.
+                lower = math.floor(pl.free_gib / hw.gpu_mem_gib * 100) / 100
+                if lower > 0:
+                    changes = {**changes, "gpu_memory_utilization": lower}
+                    pl = plan(arch, hw, replace(base, **changes), measured=measured)
             if pl.verdict == "cuda_oom_risk" and "gpu_memory_utilization" not in fx:
                 # Leave the warm-up its room outside the budget: lower utilization just enough.
                 lower = math.floor((pl.resolved.gpu_memory_utilization - (pl.warmup_short_gib + 0.05)
                                     / hw.gpu_mem_gib) * 100) / 100
                 if lower > 0:
-                    pl = plan(arch, hw, replace(base, **changes, gpu_memory_utilization=lower), measured=measured)
+                    pl = plan(arch, hw, replace(base, **{**changes, "gpu_memory_utilization": lower}),
+                              measured=measured)
             return pl
         except RentstackError:
             return None
@@ -234,7 +243,11 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
         f"true: CUDA graphs would take {plan_cg(arch, hw, p, measured):.2f} GiB the context needs" if p.enforce_eager and
         "enforce_eager" not in fx else ("set by the tier" if "enforce_eager" in fx else
                                        f"false: CUDA graphs ({pl.cuda_graph_gib:.2f} GiB) fit and speed decoding"))
-    if p.gpu_memory_utilization != util:
+    if p.gpu_memory_utilization != util and util * hw.gpu_mem_gib > pl.free_gib:
+        reasons["gpu_memory_utilization"] = (
+            f"{p.gpu_memory_utilization}: lowered from {util}: vLLM refuses to start when utilization × total "
+            f"({util * hw.gpu_mem_gib:.2f} GiB) is above the {pl.free_gib:.2f} GiB free after the CUDA context")
+    elif p.gpu_memory_utilization != util:
         reasons["gpu_memory_utilization"] = (
             f"{p.gpu_memory_utilization}: lowered from {util} so CUDA-graph capture and the sampler warm-up "
             f"fit in the {pl.headroom_gib:.2f} GiB left outside vLLM's budget")

@@ -179,7 +179,8 @@ def test_catalog_model_matches_the_hub_id_of_a_pp2_start(capsys):
     assert main(["doctor", str(AWQ_LOG), "--save-calibration", "--card", "NVIDIA L4", "--gpu-mem-gib", "22.03"]) == 0
     capsys.readouterr()
     argv = ["plan", "--model", "qwen3-14b-awq", "--gpu-mem-gib", "22.03", "--gpus", "2", "--pp", "2",
-            "--gpu-name", "L4", "--vllm-version", "0.28.0", "--max-model-len", "40960"]
+            "--gpu-name", "L4", "--vllm-version", "0.28.0", "--max-model-len", "40960",
+            "--gpu-memory-utilization", "0.9"]
     assert main([*argv, "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["measured"] == ["weights", "cuda_graphs"]

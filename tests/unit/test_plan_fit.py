@@ -104,3 +104,19 @@ def test_seed_presets_fit_as_given():
                    "dtype": "bfloat16", "quantization": "bitsandbytes"})
     assert f.plan.fits and f.goal_met
     assert f.plan.kv_cache_tokens == pytest.approx(10896, rel=0.01)  # bitsandbytes dequantizes a gate_up shard in the profile
+
+
+def test_fit_starts_from_032s_default_utilization_and_lowers_it_only_when_vllm_would_refuse():
+    # One 4090: 0.92 (vLLM 0.32's own default) is kept.
+    one = fit(arch("qwen3-14b-awq"), Hardware(23.64, name="NVIDIA GeForce RTX 4090"))
+    assert one.params.gpu_memory_utilization == 0.92
+    # Four 4090s at TP 4: 0.92 leaves too little outside the budget for graph capture and the
+    # sampler warm-up (cuda_oom_risk), so fit lowers it and says why.
+    four = fit(arch("qwen3-32b-awq"), Hardware(23.64, gpus=4, name="NVIDIA GeForce RTX 4090"))
+    assert four.params.gpu_memory_utilization == 0.9 and four.plan.verdict == "ok"
+    assert "lowered from 0.92" in four.reasons["gpu_memory_utilization"]
+    # Two 3080 20GB at TP 2: 0.92 × 19.7 GiB is above what is free after the CUDA context,
+    # which vLLM's start-up check refuses.
+    two = fit(arch("qwen3-8b"), Hardware(19.7, gpus=2, name="NVIDIA GeForce RTX 3080"))
+    assert two.params.gpu_memory_utilization <= 0.91 and two.plan.verdict == "ok"
+    assert "refuses to start" in two.reasons["gpu_memory_utilization"]

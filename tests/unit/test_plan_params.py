@@ -66,7 +66,8 @@ def test_lenient_mode_drops_what_does_not_convert():
 
 def test_one_version_parser_and_one_default_utilization():
     assert parse_version("0.11.0+582e.nv25.11") == (0, 11, 0) and parse_version("v0.19") == (0, 19, 0)
-    assert rules_for("0.32.0").default_gpu_memory_utilization == 0.9
+    assert rules_for("0.32.0").default_gpu_memory_utilization == 0.92  # CacheConfig's default in the package
+    assert rules_for("0.20.2").default_gpu_memory_utilization == 0.9
     with pytest.raises(RentstackError, match="vllm_version 'latest'"):
         rules_for("latest")
 
