@@ -135,7 +135,7 @@ def run_up(args: argparse.Namespace) -> int:
     if tier.accelerator == "cpu":
         build_cpu_image(**({"base": args.base} if args.base else {}))
     build_front_image(**({"base": args.base} if args.base else {}))
-    part_profiles = around.active_profiles("", profiles, idle_stop)[1:]
+    part_profiles = around.active_parts(profiles, idle_stop)
     build_profile_images(part_profiles, **({"base": args.base} if args.base else {}))
     if "webui" in profiles:
         ensure_webui_files(state_dir)

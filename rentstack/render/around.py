@@ -129,12 +129,17 @@ def check_idle(window: str, action: str) -> str:
     return "off" if not seconds else window.strip().lower()
 
 
-def active_profiles(tier_profile: str, extra: tuple[str, ...], idle_stop: str) -> tuple[str, ...]:
-    """The tier's profile, the requested parts, and idle-stop when a window is set."""
+def active_parts(extra: tuple[str, ...], idle_stop: str) -> tuple[str, ...]:
+    """The requested parts, and idle-stop when a window is set (what gets images, dirs, a start)."""
     parts = [p for p in extra if p != "idle-stop"]      # the watchdog runs only with a window
     if idle_stop != "off":
         parts.append("idle-stop")
-    return (tier_profile, *parts)
+    return tuple(parts)
+
+
+def active_profiles(tier_profile: str, extra: tuple[str, ...], idle_stop: str) -> tuple[str, ...]:
+    """COMPOSE_PROFILES: the tier's profile, then the active parts."""
+    return (tier_profile, *active_parts(extra, idle_stop))
 
 
 REMOTE_IDLE_IMAGE = "python:3.11-slim"

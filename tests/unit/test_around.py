@@ -29,6 +29,7 @@ def test_idle_stop_profile_only_with_a_window():
     assert around.active_profiles("cpu", ("webui",), "off") == ("cpu", "webui")
     assert around.active_profiles("cpu", ("idle-stop",), "off") == ("cpu",)
     assert around.active_profiles("cpu", (), "30m") == ("cpu", "idle-stop")
+    assert around.active_parts(("webui", "idle-stop"), "30m") == ("webui", "idle-stop")
     assert around.check_idle("30M", "stop") == "30m"
     assert around.check_idle("off", "poweroff") == "off"
     with pytest.raises(RentstackError, match="idle-stop: idle window '30 min'"):

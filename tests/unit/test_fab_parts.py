@@ -228,7 +228,7 @@ def test_server_step_passes_the_parts_to_compose_and_down_stops_them() -> None:
 
     host = FakeHost()
     ctx, _ = connect(host, _opts(profiles=("webui", "monitoring")))
-    parts = around.active_profiles("", ctx.opts.profiles, ctx.opts.idle_stop)[1:]
+    parts = around.active_parts(ctx.opts.profiles, ctx.opts.idle_stop)
     up = runners.compose_up(ctx.layout, ctx.tier, ctx.opts.project, 300, parts)
     assert "--profile cpu --profile webui --profile monitoring up -d --wait" in up
     down = runners.compose_down(ctx.layout, ctx.tier, ctx.opts.project)

@@ -21,7 +21,7 @@ from rentstack.remote.steps import Step
 from rentstack.remote.steps import front as front_step
 from rentstack.remote.steps.context import Ctx, Host, View
 from rentstack.render import Deployment, build_deployment
-from rentstack.render.around import (PART_DIRS, PROJECT_FILES, REMOTE_IDLE_IMAGE, WEBUI_ADMIN_FILE, active_profiles,
+from rentstack.render.around import (PART_DIRS, PROJECT_FILES, REMOTE_IDLE_IMAGE, WEBUI_ADMIN_FILE, active_parts,
                                      webui_admin_text)
 from rentstack.render.artifacts import runtime_env_text, tier_files
 from rentstack.render.secrets import (METRICS_VAR, SECRETS_FILE, new_api_key, new_metrics_token, parse_api_key,
@@ -82,7 +82,7 @@ def files(ctx: Ctx, key: str, token: str, njs: bool = True) -> Files:
     if ctx.runner == "compose":
         out[f"{ctx.layout.deploy}/compose.yaml"] = (runners.COMPOSE_FILE.read_text(), 0o644)
         # What the parts mount from the project directory (the watchdog, Prometheus' config).
-        for part in active_profiles("", dep.profiles, dep.idle_stop)[1:]:
+        for part in active_parts(dep.profiles, dep.idle_stop):
             for rel in PROJECT_FILES.get(part, ()):
                 out[f"{ctx.layout.deploy}/{rel}"] = ((runners.COMPOSE_FILE.parent / rel).read_text(), 0o644)
     else:

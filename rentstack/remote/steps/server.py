@@ -7,7 +7,7 @@ import shlex
 
 from rentstack.errors import RentstackError
 from rentstack.remote import runners
-from rentstack.render.around import active_profiles
+from rentstack.render.around import active_parts
 from rentstack.remote.facts import SHM, command_fact, log_tail_fact, parse_compose_state, parse_ok
 from rentstack.remote.steps import ServerFailed, Step
 from rentstack.remote.steps import render as render_step
@@ -60,7 +60,7 @@ def step(ctx: Ctx) -> Step:
         rendered = render_step.current(ctx, host.view())
         host.forget(ctx.key("server"))
         if ctx.runner == "compose":
-            parts = active_profiles("", ctx.opts.profiles, ctx.opts.idle_stop)[1:]   # --profiles, idle-stop
+            parts = active_parts(ctx.opts.profiles, ctx.opts.idle_stop)   # --profiles, idle-stop
             code, out = host.run(runners.compose_up(ctx.layout, ctx.tier, ctx.opts.project, wait_s, parts),
                                  timeout=wait_s + 300)
             why = out.strip().splitlines()[-1:] if code else []
