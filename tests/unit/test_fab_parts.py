@@ -177,11 +177,12 @@ def test_webui_is_built_on_the_host_from_this_machines_wheelhouse(tmp_path, monk
 
 
 def test_local_builds_use_the_same_build_command(monkeypatch) -> None:
-    from rentstack.local import profile_images
+    from rentstack.local import image, profile_images
 
     ran: list[list[str]] = []
-    monkeypatch.setattr(profile_images, "image_exists", lambda tag: tag == "rentstack/debian-base:bookworm")
-    monkeypatch.setattr(profile_images, "run", lambda argv, **kw: ran.append(argv))
+    # The parts' builds go through rentstack.local.image's image_present/docker_build, like the CPU image's.
+    monkeypatch.setattr(image, "image_exists", lambda tag: tag == "rentstack/debian-base:bookworm")
+    monkeypatch.setattr(image, "run", lambda argv, **kw: ran.append(argv))
     profile_images.build_prometheus_image()
     repo = str(profile_images.REPO)
     assert ran == [["docker", "build", "-q", "-t", PROMETHEUS_IMAGE, "--build-arg", "BASE=rentstack/debian-base:bookworm",
@@ -274,3 +275,19 @@ def test_a_rented_docker_host_pulls_a_python_image_for_the_idle_watchdog() -> No
     files = render_step.files(ctx, "rs-" + "k" * 43, "mt-" + "t" * 43)
     env = files[f"{DEPLOY}/cpu/compose.env"][0]
     assert "\nRENTSTACK_IDLE_IMAGE=python:3.11-slim\n" in env and "RENTSTACK_IDLE_STOP=30m" in env
+
+
+def test_a_wheelhouse_is_downloaded_once_and_an_interrupted_one_again(tmp_path, monkeypatch) -> None:
+    from rentstack.local import image
+
+    ran: list[list[str]] = []
+    monkeypatch.setattr(image, "run", lambda argv, **kw: ran.append(argv))
+    image.download_once(tmp_path, "k1", "two wheels", ["a==1"], ["--no-deps", "b==2"], constraints="torch==2\n")
+    pip = ran[0][:ran[0].index("-d") + 2]
+    assert ran == [[*pip, "-c", str(tmp_path / "constraints.txt"), "a==1"],
+                   [*pip, "-c", str(tmp_path / "constraints.txt"), "--no-deps", "b==2"]]
+    assert (tmp_path / "constraints.txt").read_text() == "torch==2\n"
+    image.download_once(tmp_path, "k1", "two wheels", ["a==1"])      # stamped: nothing runs
+    assert len(ran) == 2
+    image.download_once(tmp_path, "k2", "another version", ["a==2"])  # another key: downloads again
+    assert ran[-1][-1] == "a==2" and "-c" not in ran[-1]
