@@ -204,31 +204,45 @@ class Gpu:
         return None if self.memory_free_mib is None else self.memory_free_mib * 1024 * 1024
 
 
-def _mib(value: str) -> int | None:
-    """nvidia-smi prints '[N/A]' or '[Not Supported]' for fields a vGPU or driver lacks."""
-    value = value.strip()
-    return int(float(value)) if re.fullmatch(r"\d+(\.\d+)?", value) else None
+def nvidia_smi_number(cell: str) -> float | None:
+    """One number cell of `nvidia-smi --format=csv,nounits`; None for the '[N/A]' or
+    '[Not Supported]' it prints for fields a vGPU or driver lacks."""
+    cell = cell.strip()
+    return float(cell) if re.fullmatch(r"\d+(?:\.\d+)?", cell) else None
 
 
-def parse_gpus(output: str, exit_code: int = 0) -> tuple[Gpu, ...]:
-    """Parse ``--query-gpu=index,name,memory.total,memory.free,driver_version --format=csv,noheader,nounits``.
+def nvidia_smi_rows(output: str, exit_code: int = 0) -> list[tuple[int, str, list[str]]]:
+    """(index, name, [the last three cells]) of each card in the output of
+    `nvidia-smi --query-gpu=index,name,<three fields> --format=csv,noheader`.
 
     A failing nvidia-smi (not installed: 127; AutoDL's no-GPU boot: 'couldn't communicate
-    with the NVIDIA driver'; 'No devices were found') means no GPU: an empty tuple.
+    with the NVIDIA driver'; 'No devices were found') means no GPU: no rows.
     """
     if exit_code != 0:
-        return ()
-    gpus = []
+        return []
+    rows = []
     for line in output.splitlines():
         cells = [c.strip() for c in line.split(",")]
         if len(cells) < 5 or not cells[0].isdigit():
             continue
         # A GPU name never holds a comma today, but keep the last three columns fixed anyway.
-        name = ",".join(cells[1:-3]).strip()
-        total = _mib(cells[-3])
-        if total is None:
-            continue
-        gpus.append(Gpu(int(cells[0]), name, total, _mib(cells[-2]), cells[-1]))
+        rows.append((int(cells[0]), ",".join(cells[1:-3]).strip(), cells[-3:]))
+    return rows
+
+
+def _mib(cell: str) -> int | None:
+    number = nvidia_smi_number(cell)
+    return None if number is None else int(number)
+
+
+def parse_gpus(output: str, exit_code: int = 0) -> tuple[Gpu, ...]:
+    """Parse ``--query-gpu=index,name,memory.total,memory.free,driver_version --format=csv,noheader,nounits``;
+    no GPU (see nvidia_smi_rows) is an empty tuple, and so is a card without a total."""
+    gpus = []
+    for index, name, (total, free, driver) in nvidia_smi_rows(output, exit_code):
+        total_mib = _mib(total)
+        if total_mib is not None:
+            gpus.append(Gpu(index, name, total_mib, _mib(free), driver))
     return tuple(gpus)
 
 
