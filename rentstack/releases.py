@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rentstack.errors import RentstackError, did_you_mean
 
@@ -30,10 +30,24 @@ RUNPOD_CUDA_VERSIONS = ("11.8", "12.0", "12.1", "12.2", "12.3", "12.4", "12.5", 
 """RunPod's `allowedCudaVersions` enum (runpod-sdk, REST `POST /pods`): a list of acceptable
 host CUDA versions, so "at least X" is every entry from X up."""
 
-_VERSION = re.compile(r"^\d+\.\d+(\.\d+)*(\.post\d+)?$")
 _CUDA = re.compile(r"^\d+\.\d+$")
 _DRIVER = re.compile(r"^\d+(\.\d+){0,2}$")
-_CAP = re.compile(r"^\d+\.\d+$")
+
+
+def _spelled(pattern: str, like: str) -> AfterValidator:
+    """A check that a field of releases.yaml is written like `like` (the error shows an example)."""
+    def check(value: str) -> str:
+        if not re.match(pattern, value):
+            raise ValueError(f"{value!r} is not {like}")
+        return value
+
+    return AfterValidator(check)
+
+
+ReleaseNumber = Annotated[str, _spelled(r"^\d+\.\d+(\.\d+)*(\.post\d+)?$",
+                                        "a release number like 0.10.1.1 or 0.8.5.post1")]
+CudaVersion = Annotated[str, _spelled(_CUDA.pattern, "a CUDA version like 12.8")]
+ComputeCap = Annotated[str, _spelled(r"^\d+\.\d+$", "a compute capability like 8.6")]
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -65,14 +79,14 @@ class Release(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str = Field(description="vLLM release number, as pip and the image tag spell it.")
+    version: ReleaseNumber = Field(description="vLLM release number, as pip and the image tag spell it.")
     build: str = Field(pattern=r"^cu\d{3}$", description="CUDA flavour of this build: cu124, cu128, cu129, cu130.")
-    cuda: str = Field(description="Highest CUDA version in the install (kernels, torch, image base); "
-                                  "the driver must support it natively.")
+    cuda: CudaVersion = Field(description="Highest CUDA version in the install (kernels, torch, image base); "
+                                          "the driver must support it natively.")
     torch: str = Field(description="torch version the wheel pins (its metadata).")
-    torch_cuda: str = Field(description="CUDA version of the torch wheel pip resolves for it.")
-    compute_caps: tuple[str, ...] = Field(min_length=1, description="Compute capabilities the image runs on.")
-    pip_compute_caps: tuple[str, ...] | None = Field(
+    torch_cuda: CudaVersion = Field(description="CUDA version of the torch wheel pip resolves for it.")
+    compute_caps: tuple[ComputeCap, ...] = Field(min_length=1, description="Compute capabilities the image runs on.")
+    pip_compute_caps: tuple[ComputeCap, ...] | None = Field(
         None, description="Compute capabilities the pip install runs on, when fewer than the image's "
                           "(its torch from PyPI lacks an architecture); default: compute_caps.")
     image: str | None = Field(None, description="Image for compose hosts; none: native hosts only.")
@@ -82,28 +96,6 @@ class Release(BaseModel):
     args: str = Field(description="Which dumped argument list (rentstack/config/vllm_args/<args>.json) applies.")
     verified: bool = Field(description="Checked against vLLM's packaging; only verified rows are chosen automatically.")
     source: str = Field(min_length=10, description="Where each figure of this row comes from.")
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if not _VERSION.match(value):
-            raise ValueError(f"{value!r} is not a release number like 0.10.1.1 or 0.8.5.post1")
-        return value
-
-    @field_validator("cuda", "torch_cuda")
-    @classmethod
-    def _cuda(cls, value: str) -> str:
-        if not _CUDA.match(value):
-            raise ValueError(f"{value!r} is not a CUDA version like 12.8")
-        return value
-
-    @field_validator("compute_caps", "pip_compute_caps")
-    @classmethod
-    def _caps(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        for cap in value or ():
-            if not _CAP.match(cap):
-                raise ValueError(f"{cap!r} is not a compute capability like 8.6")
-        return value
 
     @property
     def name(self) -> str:
