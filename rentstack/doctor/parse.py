@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +23,40 @@ from rentstack.doctor.reader import strip_controls
 MAX_LINE_CHARS = 64 * 1024
 """Longer lines are cut before matching: vLLM's longest line (the args Namespace) is ~6 KB."""
 
+
 def _num(text: str) -> float:
     return float(text.replace(",", ""))
+
+
+_FIGURE_LINES: tuple[tuple[re.Pattern[str], dict[str, tuple[int | str, str]], str | None], ...] = (
+    # (the line, {figure: (regex group, how)}, the phase such a line shows the start has reached)
+    # how: "max" / "min" over the per-worker lines (_set_max, _set_min), or "last": the last line's.
+    (P.MODEL_LOADING, {"weights_gib": (1, "max"), "load_seconds": (2, "last")}, "profiling"),
+    (P.LOADING_WEIGHTS_V0, {"weights_gib": (1, "max")}, "profiling"),
+    (P.GRAPH_CAPTURED, {"graph_capture_seconds": (1, "last"), "cuda_graph_gib": (2, "max")}, "sampler_warmup"),
+    (P.INIT_ENGINE, {"init_engine_seconds": (1, "last")}, None),
+    (P.AVAILABLE_KV, {"available_kv_gib": (1, "min")}, "kv_cache_allocation"),
+    (P.PROFILE_V0_TOTAL, {"total_gpu_gib": (1, "last"), "gpu_memory_utilization": (2, "last"),
+                          "requested_gib": (3, "last")}, None),
+    (P.PROFILE_V0_SPLIT, {"weights_gib": (1, "max"), "non_torch_gib": (2, "max"), "activation_gib": (3, "max"),
+                          "available_kv_gib": (4, "min")}, "kv_cache_allocation"),
+    (P.CPU_KV_SPACE, {"available_kv_gib": ("kv", "min")}, "kv_cache_allocation"),
+    (P.GRAPH_ESTIMATE, {"cuda_graph_estimate_gib": (1, "max")}, None),
+    (P.MAX_MODEL_LEN_USED, {"max_model_len": (1, "last")}, None),
+    (P.NUM_GPU_BLOCKS, {"num_gpu_blocks": (1, "min")}, None),
+)
+"""Lines that hold figures and nothing else to decide, one row each; the others are read in
+LogFacts._figures itself."""
+
+_FIGURE_WORDS = ("GiB", "GB", "took", "max model len", "blocks: ")
+"""Every line of _FIGURE_LINES holds one of these: most lines are skipped without a search."""
+
+_AS: dict[str, Callable[[float], float]] = {
+    "max_model_len": int, "num_gpu_blocks": int,
+    # vLLM prints these to the microsecond
+    "load_seconds": lambda s: round(s, 2), "init_engine_seconds": lambda s: round(s, 2),
+}
+"""Figures that are not kept as the float the line prints."""
 
 
 def _kebab(name: str) -> str:
@@ -154,53 +187,21 @@ class LogFacts:
 
     def _figures(self, line: str) -> None:
         f = self.figures
-        if "took" in line or "GB" in line:
-            m = P.MODEL_LOADING.search(line)
+        for pattern, reads, phase in _FIGURE_LINES if any(w in line for w in _FIGURE_WORDS) else ():
+            m = pattern.search(line)
             if m:
-                self._set_max("weights_gib", _num(m.group(1)))
-                f["load_seconds"] = round(_num(m.group(2)), 2)
-                self._advance("profiling")
-                return
-            m = P.LOADING_WEIGHTS_V0.search(line)
-            if m:
-                self._set_max("weights_gib", _num(m.group(1)))
-                self._advance("profiling")
-                return
-            m = P.GRAPH_CAPTURED.search(line)
-            if m:
-                f["graph_capture_seconds"] = _num(m.group(1))
-                self._set_max("cuda_graph_gib", _num(m.group(2)))
-                self._advance("sampler_warmup")
-                return
-            m = P.INIT_ENGINE.search(line)
-            if m:
-                f["init_engine_seconds"] = round(_num(m.group(1)), 2)
+                for key, (group, how) in reads.items():
+                    value = _AS.get(key, float)(_num(m.group(group)))
+                    if how == "max":
+                        self._set_max(key, value)
+                    elif how == "min":
+                        self._set_min(key, value)
+                    else:
+                        f[key] = value
+                if phase:
+                    self._advance(phase)
                 return
         if "GiB" in line:
-            m = P.AVAILABLE_KV.search(line)
-            if m:
-                self._set_min("available_kv_gib", _num(m.group(1)))
-                self._advance("kv_cache_allocation")
-                return
-            m = P.PROFILE_V0_TOTAL.search(line)
-            if m:
-                f["total_gpu_gib"] = _num(m.group(1))
-                f["gpu_memory_utilization"] = _num(m.group(2))
-                f["requested_gib"] = _num(m.group(3))
-                return
-            m = P.PROFILE_V0_SPLIT.search(line)
-            if m:
-                self._set_max("weights_gib", _num(m.group(1)))
-                self._set_max("non_torch_gib", _num(m.group(2)))
-                self._set_max("activation_gib", _num(m.group(3)))
-                self._set_min("available_kv_gib", _num(m.group(4)))
-                self._advance("kv_cache_allocation")
-                return
-            m = P.CPU_KV_SPACE.search(line)
-            if m:
-                self._set_min("available_kv_gib", float(m.group("kv")))
-                self._advance("kv_cache_allocation")
-                return
             m = P.PROFILE_V0_RESULTS.search(line)
             if m:
                 pairs = {k: float(v) for k, v in P.PROFILE_V0_PAIR.findall(m.group("pairs"))}
@@ -213,10 +214,6 @@ class LogFacts:
                 if "kv_cache_size" in pairs:
                     self._set_min("available_kv_gib", pairs["kv_cache_size"])
                     self._advance("kv_cache_allocation")
-                return
-            m = P.GRAPH_ESTIMATE.search(line)
-            if m:
-                self._set_max("cuda_graph_estimate_gib", _num(m.group(1)))
                 return
         if "tokens" in line:
             # 0.28+ prints both figures on one line, older versions on two.
@@ -231,14 +228,6 @@ class LogFacts:
                 self._set_min("max_concurrency", _num(conc.group(2)))
             if size or conc:
                 return
-        m = P.MAX_MODEL_LEN_USED.search(line)
-        if m:
-            f["max_model_len"] = int(_num(m.group(1)))
-            return
-        m = P.NUM_GPU_BLOCKS.search(line)
-        if m:
-            self._set_min("num_gpu_blocks", int(_num(m.group(1))))
-            return
         if "--kv-cache-memory=" in line:
             m = P.FREE_MEMORY_INFO.search(line)
             if m:
