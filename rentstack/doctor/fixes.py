@@ -122,6 +122,20 @@ class Situation:
         f, cal = self.figures, self.inputs.calibration or {}
         return f.get("cuda_graph_gib") or f.get("cuda_graph_estimate_gib") or cal.get("cuda_graph_gib")
 
+    def raised_util(self, more_gib: float) -> float | None:
+        """The utilization that gives vLLM `more_gib` more of the card (rounded up to 0.01), or
+        None when the card size is unknown or it would pass MAX_UTILIZATION."""
+        if not self.total_gib:
+            return None
+        new_util = ceil2(self.util + more_gib / self.total_gib)
+        return new_util if self.util < new_util <= MAX_UTILIZATION else None
+
+    def halved_batched_tokens(self) -> int:
+        """Half the logged max-num-batched-tokens (not below 512), or 2048 when the log does not
+        give it: the profile run's activation peak grows with this many tokens."""
+        logged = self.args.get("max-num-batched-tokens")
+        return max(512, int(logged) // 2) if logged else 2048
+
 
 # --- planner adapter ---------------------------------------------------------------------
 def launch_params_kwargs(flags: dict[str, Any], version: str | None) -> dict[str, Any]:

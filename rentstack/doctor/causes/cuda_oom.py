@@ -144,8 +144,7 @@ def fixes(ctx: Context) -> list[Fix]:
             "speed",
         ))
     elif phase == "profiling":
-        mnbt = s.args.get("max-num-batched-tokens")
-        new = max(512, int(mnbt) // 2) if mnbt else 2048
+        new = s.halved_batched_tokens()
         out.append(propose(
             s, {"max-num-batched-tokens": new},
             "the profile run with max-num-batched-tokens tokens ran out of memory; the activation peak"

@@ -7,7 +7,7 @@ import re
 
 from rentstack.doctor.causes.base import Cause, Context, Found, gib
 from rentstack.doctor.diagnosis import Fix
-from rentstack.doctor.fixes import MAX_UTILIZATION, SAFETY_GIB, best_first, ceil2, propose
+from rentstack.doctor.fixes import SAFETY_GIB, best_first, propose
 
 MAX_SEQ_LEN_V1 = re.compile(
     r"max seq len \((?P<len>\d+)\), \((?P<needed>[0-9.]+) ?GiB KV cache is needed, which is larger than "
@@ -93,8 +93,8 @@ def fixes(ctx: Context) -> list[Fix]:
             s.log_prediction(new_bytes / 1024**3, gpt, length),
         ))
     elif needed and avail is not None and s.total_gib:
-        new_util = ceil2(s.util + (needed - avail + SAFETY_GIB) / s.total_gib)
-        if new_util <= MAX_UTILIZATION and new_util > s.util:
+        new_util = s.raised_util(needed - avail + SAFETY_GIB)
+        if new_util is not None:
             new_avail = avail + (new_util - s.util) * s.total_gib
             out.append(propose(
                 s, {"gpu-memory-utilization": new_util},

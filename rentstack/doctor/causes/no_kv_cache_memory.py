@@ -7,7 +7,7 @@ import re
 
 from rentstack.doctor.causes.base import Cause, Context, Found, gib
 from rentstack.doctor.diagnosis import Fix
-from rentstack.doctor.fixes import MAX_UTILIZATION, SAFETY_GIB, best_first, ceil2, propose
+from rentstack.doctor.fixes import SAFETY_GIB, best_first, propose
 
 NO_KV_MEMORY = re.compile(r"No available memory for the cache blocks")
 """v1/core/kv_cache_utils.py check_enough_kv_cache_memory (all versions; V0 worker.py too)."""
@@ -39,16 +39,15 @@ def fixes(ctx: Context) -> list[Fix]:
     target = (gpt * s.max_model_len) if (gpt and s.max_model_len) else 1.0
     need = (deficit or 0.0) + target + SAFETY_GIB
     out: list[Fix] = []
-    if s.total_gib:
-        new_util = ceil2(s.util + need / s.total_gib)
-        if new_util <= MAX_UTILIZATION:
-            out.append(propose(
-                s, {"gpu-memory-utilization": new_util},
-                (f"the KV budget came out at {avail} GiB; " if avail is not None else "")
-                + f"{new_util} of the {s.total_gib} GiB card leaves about {target:.2f} GiB for the KV cache",
-                f"memory: only {(1 - new_util) * s.total_gib:.2f} GiB of the card stays outside vLLM", "memory",
-                s.log_prediction((avail or 0) + (new_util - s.util) * s.total_gib, gpt),
-            ))
+    new_util = s.raised_util(need)
+    if new_util is not None:
+        out.append(propose(
+            s, {"gpu-memory-utilization": new_util},
+            (f"the KV budget came out at {avail} GiB; " if avail is not None else "")
+            + f"{new_util} of the {s.total_gib} GiB card leaves about {target:.2f} GiB for the KV cache",
+            f"memory: only {(1 - new_util) * s.total_gib:.2f} GiB of the card stays outside vLLM", "memory",
+            s.log_prediction((avail or 0) + (new_util - s.util) * s.total_gib, gpt),
+        ))
     graphs = f.get("cuda_graph_estimate_gib")
     if not s.eager and s.graphs_budgeted and graphs and graphs >= need - SAFETY_GIB:
         out.append(propose(
@@ -59,9 +58,8 @@ def fixes(ctx: Context) -> list[Fix]:
             s.log_prediction((avail or 0) + graphs, gpt),
         ))
     act = f.get("activation_gib")
-    mnbt = s.args.get("max-num-batched-tokens")
     if act and act / 2 >= need - SAFETY_GIB:
-        new = max(512, int(mnbt) // 2) if mnbt else 2048
+        new = s.halved_batched_tokens()
         out.append(propose(
             s, {"max-num-batched-tokens": new},
             f"the profile run's activation peak ({act} GiB) grows with max-num-batched-tokens; {new} roughly halves it",
