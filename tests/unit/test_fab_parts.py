@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from rentstack.remote.facts import facts_command
 from rentstack.remote.hosts import HostSpec
 from rentstack.remote.options import InputError, Options
 from rentstack.remote.steps import PLANS, RunReport, run_steps
@@ -20,6 +19,8 @@ from rentstack.remote.steps.context import connect
 from rentstack.render import around
 from rentstack.versions import OPEN_WEBUI_IMAGE, OPEN_WEBUI_VERSION, PROMETHEUS_IMAGE
 
+from captured_host import CapturedHost
+
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "facts"
 DOCKER_VM = (GOLDEN / "debian12-vm-with-docker.gather.txt").read_text()
 CONTAINER = (GOLDEN / "debian12-container-no-docker.gather.txt").read_text()
@@ -28,25 +29,22 @@ DEPLOY = f"{DATA}/.rentstack/deploy"
 GIB = 1024**3
 
 
-class FakeHost:
+class FakeHost(CapturedHost):
     """Answers the facts from a capture; ``images`` are the images its Docker holds, ``files``
     the files on it. Writes and uploads are recorded (the files appear), commands too."""
 
     def __init__(self, gather: str = DOCKER_VM, data_dir: str = DATA, images: set[str] = frozenset(),
                  dry: bool = False) -> None:
-        self.spec = HostSpec("vm.example", "root", 22)
-        self.gather, self.data_dir, self.dry = gather, data_dir, dry
+        super().__init__(gather, data_dir, 50 * GIB, 49 * GIB, HostSpec("vm.example", "root", 22))
+        self.dry = dry
         self.images = set(images)
         self.files: dict[str, tuple[str, int]] = {}
         self.uploads: list[tuple[str, str]] = []
-        self.commands: list[str] = []
 
-    def run(self, command: str, **_: object) -> tuple[int, str]:
-        self.commands.append(command)
-        if command == facts_command(self.data_dir):
-            return 0, self.gather
-        if command.startswith("df -B1 --output=size,avail"):
-            return 0, f"1B-blocks Avail\n{50 * GIB} {49 * GIB}\n"
+    def answer(self, command: str) -> tuple[int, str] | None:
+        known = super().answer(command)
+        if known:
+            return known
         if command.startswith("if docker image inspect"):
             names = re.findall(r"docker image inspect (\S+)", command)
             return 0, "".join(f"{'present' if n in self.images else 'absent'} {n}\n" for n in names)
@@ -57,12 +55,7 @@ class FakeHost:
         if command.startswith("docker build"):
             self.images.add(shlex.split(command)[4])
             return 0, "sha256:feedface\n"
-        return (0, "") if command.startswith("mkdir -p") else (1, "")
-
-    def check(self, command: str, what: str, **kw: object) -> str:
-        code, out = self.run(command, **kw)
-        assert code == 0, f"{what}: {command}"
-        return out
+        return (0, "") if command.startswith("mkdir -p") else None
 
     def write(self, path: str, text: str, mode: int = 0o644) -> None:
         assert not self.dry, f"a dry run wrote {path}"

