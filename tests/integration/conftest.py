@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from rentstack.commands._common import REPO
 from rentstack.local.image import build_cpu_image, build_front_image
 from rentstack.local.models import ensure_model
 from rentstack.config import load_catalog
+from rentstack.remote.connection import free_local_port
 from rentstack.versions import VLLM_CPU_IMAGE
 
 
@@ -35,6 +35,4 @@ def smollm2(cpu_image) -> Path:
 
 @pytest.fixture()
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_local_port()

@@ -20,6 +20,7 @@ from browser import browser_problem, chrome, open_webui_chat, quit_chrome
 from prometheus_probe import prometheus_json, scrape_targets
 from rentstack.cli import main
 from rentstack.local.around import read_env_file
+from rentstack.remote.connection import free_local_port
 
 PROJECT = "rentstack-itest-around"
 ARTIFACTS = Path(os.environ.get("RENTSTACK_ARTIFACTS", "/tmp/rentstack-artifacts"))
@@ -34,15 +35,8 @@ def _compose(state: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def around(smollm2, tmp_path_factory):
-    import socket
-
-    def port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
     state = tmp_path_factory.mktemp("around") / "state"
-    api, ui = port(), port()
+    api, ui = free_local_port(), free_local_port()
     common = ["--tier", "cpu", "--state-dir", str(state), "--project", PROJECT]
     os.environ["RENTSTACK_WEBUI_PORT"] = str(ui)       # compose: the shell wins over compose.env
     # A 135M model rambles at the UI's default temperature: greedy and short, so the answer is checkable.

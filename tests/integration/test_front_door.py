@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from rentstack.cli import main
 from rentstack.local.compose import Stack
 from rentstack.local.deploy_dir import read_api_key, read_metrics_token
+from rentstack.remote.connection import free_local_port
 from rentstack.verify import chat
 
 from integration.front_probe import FRONT_404, Client, probe_all
@@ -26,16 +26,10 @@ PROJECT = "rentstack-front"
 MODEL = "smollm2-135m"
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def stack(smollm2, tmp_path_factory):
     state = tmp_path_factory.mktemp("front-state")
-    port = _port()
+    port = free_local_port()
     common = ["--tier", "cpu", "--state-dir", str(state), "--project", PROJECT]
     assert main(["up", *common, "--port", str(port)]) == 0
     secrets = state / "cpu" / "secrets.env"

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 
 import pytest
 from fab_report import step_lines
+
+from rentstack.remote.connection import free_local_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -150,9 +151,7 @@ def test_status_logs_and_tunnel(hosts, fab) -> None:
     r = fab("logs", "--host", host.address, "--tail", "20")
     assert r.code == 0, r.text
     assert '"GET /health HTTP/1.1" 200' in r.out or "POST /v1/chat/completions" in r.out, r.out
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        local = s.getsockname()[1]
+    local = free_local_port()
     r = fab("tunnel", "--host", host.address, "--port", str(host.server_port), "--local-port", str(local),
             "--seconds", "1")
     assert r.code == 0, r.text
@@ -168,9 +167,7 @@ def test_doctor_reads_the_hosts_server_log(hosts, fab) -> None:
 def test_top_once_over_the_tunnel(hosts, fab) -> None:
     """`fab top`: the live view of the host's server, read through a tunnel with the host's key."""
     host = hosts["native"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        local = s.getsockname()[1]
+    local = free_local_port()
     r = fab("top", "--host", host.address, "--data-dir", host.data_dir, "--port", str(host.server_port),
             "--local-port", str(local), "--once", "--interval", "1")
     assert r.code == 0, r.text

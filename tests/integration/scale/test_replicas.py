@@ -13,6 +13,7 @@ import pytest
 from replica_probe import DATA, REPLICA_PORT, chat as _chat, kill_vllm, replica_hosts, served as _served
 
 from rentstack.commands._common import REPO
+from rentstack.remote.connection import free_local_port
 from rentstack.render.secrets import parse_api_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -22,13 +23,6 @@ PORT = REPLICA_PORT
 
 def _hosts(ray_hosts) -> str:
     return replica_hosts(ray_hosts)
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_replicas_share_one_key(replicas, connect):
@@ -46,7 +40,7 @@ def test_router_spreads_survives_a_dead_replica_and_takes_it_back(replicas, ray_
 
     key = parse_api_key((REPO / ".rentstack/hosts/replicas-cpu/secrets.env").read_text())
     head, worker = ClusterHost(connect("head"), ""), ClusterHost(connect("worker"), "")
-    local = _free_port()
+    local = free_local_port()
     proc = subprocess.Popen(
         [str(REPO / ".venv/bin/fab"), "router", "--host", _hosts(ray_hosts), "--tier", "cpu", "--port", str(PORT),
          "--local-port", str(local), "--policy", "round_robin", "--seconds", "900", "--key", str(ray_hosts["key"])],
