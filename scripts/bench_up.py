@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rentstack.local.deploy_dir import new_api_key  # noqa: E402
+from rentstack.remote.connection import free_local_port  # noqa: E402
 from rentstack.render import build_deployment, render_vllm_yaml  # noqa: E402
 from rentstack.config import load_tier  # noqa: E402
 from rentstack.verify import wait_healthy  # noqa: E402
@@ -75,6 +75,7 @@ def smoke_tps() -> float:
 _PROXY_AB = r"""
 import json, os, sys, time, urllib.request
 key, model, prompt, runs = os.environ["VLLM_API_KEY"], sys.argv[1], sys.argv[2], int(sys.argv[3])
+front, vllm = sys.argv[4], sys.argv[5]
 def tps(base):
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}],
                        "max_tokens": 64, "temperature": 0}).encode()
@@ -84,10 +85,10 @@ def tps(base):
     with urllib.request.urlopen(req, timeout=120) as resp:
         data = json.load(resp)
     return data["usage"]["completion_tokens"] / (time.monotonic() - start)
-tps("http://vllm:8000")
+tps(vllm)
 out = {"front": [], "direct": []}
 for i in range(runs):
-    order = [("front", "http://127.0.0.1:8080"), ("direct", "http://vllm:8000")]
+    order = [("front", front), ("direct", vllm)]
     for name, base in (order if i % 2 == 0 else order[::-1]):
         out[name].append(tps(base))
 print(json.dumps(out))
@@ -96,9 +97,11 @@ print(json.dumps(out))
 
 def proxy_cost(runs: int) -> dict[str, list[float]]:
     """tokens/s through the front vs straight to vLLM, same server, same request, alternating."""
+    from rentstack.render.front import FRONT_PORT, VLLM_INTERNAL_PORT
     from rentstack.verify import SMOKE_PROMPT
-    out = sh(["docker", "exec", "rentstack-front-1", "python3", "-c", _PROXY_AB,
-              "smollm2-135m", SMOKE_PROMPT, str(runs)], capture_output=True, text=True).stdout
+    out = sh(["docker", "exec", "rentstack-front-1", "python3", "-c", _PROXY_AB, "smollm2-135m", SMOKE_PROMPT,
+              str(runs), f"http://127.0.0.1:{FRONT_PORT}", f"http://vllm:{VLLM_INTERNAL_PORT}"],
+             capture_output=True, text=True).stdout
     return json.loads(out)
 
 
@@ -114,9 +117,7 @@ def ensure_vllm_venv() -> Path:
 
 
 def direct_start(python: Path) -> float:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_local_port()
     tier = load_tier("cpu")
     # The native render puts vLLM on loopback behind a front door; the baseline is vLLM alone,
     # so it is asked straight on the port the render gave vLLM.
