@@ -29,7 +29,7 @@ import yaml
 
 from rentstack.errors import RentstackError
 
-__all__ = ["check_text", "check_name", "env_value", "env_line", "read_env_value", "shell_word",
+__all__ = ["check_text", "check_name", "env_value", "env_line", "read_env_value", "read_env_text", "shell_word",
            "yaml_scalar", "load_yaml", "inside", "YAML_MAX_BYTES", "YAML_MAX_ALIASES", "YAML_MAX_NODES"]
 
 # Line breaks Python (and YAML 1.1) count besides \n and \r: they split lines too.
@@ -122,6 +122,17 @@ def read_env_value(raw: str) -> str:
     if len(raw) >= 2 and raw[0] == raw[-1] == "'":
         return raw[1:-1]
     return raw
+
+
+def read_env_text(text: str) -> dict[str, str]:
+    """KEY → value of an env file written with env_line (comments skipped; the first line of a
+    key wins)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, raw = line.split("=", 1)
+            out.setdefault(key, read_env_value(raw))
+    return out
 
 
 # --- shell -------------------------------------------------------------------------------------

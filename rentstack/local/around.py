@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from rentstack.render.around import ADMIN_EMAIL, WEBUI_ADMIN_FILE, webui_admin_text
+from rentstack.safe import read_env_text
 
 __all__ = ["ADMIN_EMAIL", "ensure_prometheus_dir", "ensure_webui_files", "read_env_file"]
 
@@ -24,13 +25,8 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    out = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if "=" in line and not line.startswith("#"):
-                key, value = line.split("=", 1)
-                out[key] = value
-    return out
+    """An env file's KEY → value; {} when there is none yet."""
+    return read_env_text(path.read_text()) if path.is_file() else {}
 
 
 def ensure_webui_files(state_root: Path) -> Path:

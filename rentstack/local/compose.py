@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rentstack.local.docker import run
 from rentstack.render.commands import compose_argv, compose_service
+from rentstack.safe import read_env_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,10 +32,8 @@ class Stack:
         """The tier's profile and the parts rendered with it (COMPOSE_PROFILES in compose.env):
         passed as flags, because a --profile flag makes compose ignore COMPOSE_PROFILES."""
         names = [self.profile]
-        if self.env_file.is_file():
-            for line in self.env_file.read_text().splitlines():
-                if line.startswith("COMPOSE_PROFILES="):
-                    names += [p for p in line.split("=", 1)[1].split(",") if p and p not in names]
+        env = read_env_text(self.env_file.read_text()) if self.env_file.is_file() else {}
+        names += [p for p in env.get("COMPOSE_PROFILES", "").split(",") if p and p not in names]
         return names
 
     def cmd(self, *args: str) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 
-from rentstack.safe import env_line, read_env_value
+from rentstack.safe import env_line, read_env_text
 
 SECRETS_FILE = "secrets.env"
 KEY_VAR = "VLLM_API_KEY"
@@ -41,10 +41,7 @@ def new_metrics_token() -> str:
 
 def parse_secret(text: str, var: str) -> str | None:
     """The value of ``var`` in a secrets.env's text, or None."""
-    for line in text.splitlines():
-        if line.startswith(f"{var}="):
-            return read_env_value(line.split("=", 1)[1]) or None
-    return None
+    return read_env_text(text).get(var) or None
 
 
 def parse_api_key(text: str) -> str | None:

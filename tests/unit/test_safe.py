@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from rentstack.errors import RentstackError
 from rentstack.safe import (YAML_MAX_BYTES, check_name, check_text, env_line, env_value, inside, load_yaml,
-                            loads_yaml, read_env_value, shell_word)
+                            loads_yaml, read_env_text, read_env_value, shell_word)
 
 CONTROL = ["\n", "\r", "\x00", "\x1b", "\t", "\x7f", "\x85", "\u2028", "\u2029", "\x1b]0;title\x07"]
 
@@ -112,6 +112,7 @@ def test_property_env_line_is_one_line_that_reads_back(value):
     assert len(line.splitlines()) == 1 and line == line.splitlines()[0]
     assert _dotenv_value(line) == value
     assert read_env_value(line.partition("=")[2]) == value
+    assert read_env_text(f"# a comment\n{line}\nKEY=later\n") == {"KEY": value}
     # a POSIX shell reads the same value back from the same line
     assert shlex.split(line.partition("=")[2], posix=True) in ([value], []) or value == ""
 
