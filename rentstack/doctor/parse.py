@@ -185,22 +185,29 @@ class LogFacts:
         old = self.figures.get(key)
         self.figures[key] = value if old is None else max(old, value)
 
-    def _figures(self, line: str) -> None:
-        f = self.figures
-        for pattern, reads, phase in _FIGURE_LINES if any(w in line for w in _FIGURE_WORDS) else ():
+    def _figure_line(self, line: str) -> bool:
+        """Read `line` by the first row of _FIGURE_LINES that matches it; False when none does."""
+        for pattern, reads, phase in _FIGURE_LINES:
             m = pattern.search(line)
-            if m:
-                for key, (group, how) in reads.items():
-                    value = _AS.get(key, float)(_num(m.group(group)))
-                    if how == "max":
-                        self._set_max(key, value)
-                    elif how == "min":
-                        self._set_min(key, value)
-                    else:
-                        f[key] = value
-                if phase:
-                    self._advance(phase)
-                return
+            if not m:
+                continue
+            for key, (group, how) in reads.items():
+                value = _AS.get(key, float)(_num(m.group(group)))
+                if how == "max":
+                    self._set_max(key, value)
+                elif how == "min":
+                    self._set_min(key, value)
+                else:
+                    self.figures[key] = value
+            if phase:
+                self._advance(phase)
+            return True
+        return False
+
+    def _figures(self, line: str) -> None:
+        if any(w in line for w in _FIGURE_WORDS) and self._figure_line(line):
+            return
+        f = self.figures
         if "GiB" in line:
             m = P.PROFILE_V0_RESULTS.search(line)
             if m:
