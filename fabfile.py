@@ -282,12 +282,15 @@ def router(c, call: Call, local_port=0, policy="cache_aware", seconds=0, on="", 
                             ("--bind", call.opts.bind != "127.0.0.1"), ("--plain-http", call.opts.plain_http)):
             if given:
                 raise InputError(f"{flag} is for a router on one of the hosts: add --on HOST (one of --host)")
-    call = _as_replicas(call)
     model = resolve_model(call.opts.model or load_tier(call.opts.tier).model).name
     if on:
         from rentstack.remote import router_host
 
+        # Every check of the input before _as_replicas writes the set's key file: a refused
+        # input leaves nothing behind.
         req = router_host.resolve(call.hosts, on, call.opts, router_port=own_port, peer_ssh=peer_ssh, policy=policy)
+    call = _as_replicas(call)
+    if on:
         router_host.run(call.hosts, call.auth, call.opts, req, key_file=call.opts.key_file, model_name=model,
                         dry_run=dry_run, stop=stop, local_port=local)
         return

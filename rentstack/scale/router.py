@@ -161,12 +161,16 @@ class HostRouterPlan:
     def authorized_keys_line(self, public_key: str) -> str:
         """The router's key on another replica: it may open a forward to that replica's front
         door and nothing else. `restrict` turns off forwarding, agent, X11 and ptys;
-        `port-forwarding` + `permitopen` allow exactly one -L target; `restrict` does not stop a
+        `port-forwarding` turns forwarding back on in both directions and `permitopen` narrows
+        only -L, to exactly one target. `permitlisten` narrows -R: OpenSSH 9.2 refuses the whole
+        key for "none", so it names loopback port 1, which nothing serves (without it the key
+        could listen on any port of the replica's loopback, as root). `restrict` does not stop a
         command from running, so the forced command makes `ssh -i KEY host CMD` fail."""
         words = public_key.split()
         if len(words) < 2 or not words[0].startswith("ssh-") or not re.fullmatch(r"[A-Za-z0-9+/=]+", words[1]):
             raise RentstackError(f"the router's public key is not an OpenSSH public key: {public_key[:40]!r}")
-        return (f'restrict,port-forwarding,permitopen="127.0.0.1:{self.replica_port}",command="/bin/false" '
+        return (f'restrict,port-forwarding,permitopen="127.0.0.1:{self.replica_port}",'
+                f'permitlisten="127.0.0.1:1",command="/bin/false" '
                 f"{words[0]} {words[1]} {self.marker}")
 
     def forward_argv(self, peer: Peer, key: str, known_hosts: str) -> tuple[str, ...]:

@@ -54,7 +54,8 @@ def test_port_clashes_are_one_line(front: int, words: str):
 
 def test_authorized_keys_line_allows_one_forward_and_nothing_else():
     line = _plan().authorized_keys_line(PUB)
-    assert line == ('restrict,port-forwarding,permitopen="127.0.0.1:8000",command="/bin/false" '
+    assert line == ('restrict,port-forwarding,permitopen="127.0.0.1:8000",permitlisten="127.0.0.1:1",'
+                    'command="/bin/false" '
                     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcd0u8b5Mk2yQd3Q0gQ8VbJyG2XJm6sA2F6yJH3KqZp "
                     "rentstack-router-cpu")
     with pytest.raises(RentstackError, match="not an OpenSSH public key"):

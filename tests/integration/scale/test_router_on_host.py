@@ -94,7 +94,8 @@ def test_router_on_the_head(replicas, ray_hosts, fab_scale, connect):
     assert head.check(f"stat -c %a {ROUTER_DIR}/forward_key", "key mode").strip() == "600"
     assert worker.run(f"ls {ROUTER_DIR}/forward_key")[0] != 0
     line = worker.check("grep rentstack-router-cpu /root/.ssh/authorized_keys", "authorized_keys").strip()
-    assert line.startswith(f'restrict,port-forwarding,permitopen="127.0.0.1:{REPLICA_PORT}",command="/bin/false" ssh-ed25519 ')
+    assert line.startswith(f'restrict,port-forwarding,permitopen="127.0.0.1:{REPLICA_PORT}",'
+                           'permitlisten="127.0.0.1:1",command="/bin/false" ssh-ed25519 ')
     ssh = (f"ssh -F /dev/null -i {ROUTER_DIR}/forward_key -o IdentitiesOnly=yes -o BatchMode=yes "
            f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={ROUTER_DIR}/known_hosts root@10.77.0.3")
     code, text = head.run(f"{ssh} 'touch /tmp/router-key-ran; true'", timeout=30)
@@ -102,6 +103,11 @@ def test_router_on_the_head(replicas, ray_hosts, fab_scale, connect):
     assert worker.run("test -e /tmp/router-key-ran")[0] != 0
     code, text = head.run(f"timeout 20 {ssh} -W 127.0.0.1:22 </dev/null", timeout=30)
     assert code != 0 and "prohibited" in text, text
+    # nor a listener on the worker (-R): port-forwarding alone would allow one on any loopback port
+    code, text = head.run(f"timeout 20 {ssh} -N -o ExitOnForwardFailure=yes -R 127.0.0.1:7300:127.0.0.1:22 "
+                          "</dev/null", timeout=30)
+    assert code != 0 and "forwarding failed" in text, text
+    assert not re.search(r"127\.0\.0\.1:7300\s", _listeners(worker))
 
     # From this machine, through an SSH tunnel to the head's router front door.
     h, w = ClusterHost(head, ""), ClusterHost(worker, "")
