@@ -65,7 +65,8 @@ class Rules:
     """Extra non-torch memory per rank with TP/PP over NVLink (custom all-reduce and NCCL
     buffers). Measured 1.8–2.0 GiB on H100 in 0.19; ~1.05 GiB in 0.10 (A100)."""
     default_gpu_memory_utilization: float = 0.9
-    """--gpu-memory-utilization when unset (vllm/config/cache.py; 0.9 in every release 0.5–0.33)."""
+    """--gpu-memory-utilization when unset (vllm/config/cache.py): 0.9 up to 0.20, 0.92 from 0.21
+    (era_rules)."""
     mxfp4_expert_pad: int = 128
     """Multiple the per-rank MXFP4 expert width is padded to on Hopper (the hidden size goes to
     a multiple of 256 either way). 0.11's Triton path pads to 64 (mxfp4.py create_weights:

@@ -53,8 +53,9 @@ CARDS: tuple[Card, ...] = (
     Card("L4", fp8=True), Card("L40", fp8=True),
     Card("GB10", fp8=True), Card("RTX 6000 ADA", fp8=True), Card("RTX PRO", fp8=True),
     # Volta / Turing / Pascal
-    *(Card(tag, pre_ampere=True) for tag in ("T4", "V100", "P100", "P40", "2080", "2070", "2060", "TITAN RTX",
-                                             "QUADRO RTX", "RTX 8000", "RTX 6000 TURING")),
+    *(Card(tag, pre_ampere=True) for tag in ("T4", "V100", "P100", "P40", "2080", "2070", "2060", "1660", "1650",
+                                             "TITAN RTX", "TITAN V", "QUADRO RTX", "RTX 8000", "RTX 6000 TURING",
+                                             "1080", "1070")),
 )
 
 

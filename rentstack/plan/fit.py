@@ -243,14 +243,17 @@ def fit(arch: ModelArch, hw: Hardware, goal: Goal | None = None, fixed: dict[str
         f"true: CUDA graphs would take {plan_cg(arch, hw, p, measured):.2f} GiB the context needs" if p.enforce_eager and
         "enforce_eager" not in fx else ("set by the tier" if "enforce_eager" in fx else
                                        f"false: CUDA graphs ({pl.cuda_graph_gib:.2f} GiB) fit and speed decoding"))
-    if p.gpu_memory_utilization != util and util * hw.gpu_mem_gib > pl.free_gib:
-        reasons["gpu_memory_utilization"] = (
-            f"{p.gpu_memory_utilization}: lowered from {util}: vLLM refuses to start when utilization × total "
-            f"({util * hw.gpu_mem_gib:.2f} GiB) is above the {pl.free_gib:.2f} GiB free after the CUDA context")
-    elif p.gpu_memory_utilization != util:
-        reasons["gpu_memory_utilization"] = (
-            f"{p.gpu_memory_utilization}: lowered from {util} so CUDA-graph capture and the sampler warm-up "
-            f"fit in the {pl.headroom_gib:.2f} GiB left outside vLLM's budget")
+    if p.gpu_memory_utilization != util:
+        # run() lowers it for vLLM's free-memory check, then for the warm-up's room: say each that applied.
+        why = []
+        passes_check = math.floor(pl.free_gib / hw.gpu_mem_gib * 100) / 100
+        if util * hw.gpu_mem_gib > pl.free_gib:
+            why.append(f"vLLM refuses to start when utilization × total ({util * hw.gpu_mem_gib:.2f} GiB) is above "
+                       f"the {pl.free_gib:.2f} GiB free after the CUDA context")
+        if not why or p.gpu_memory_utilization < min(util, passes_check):
+            why.append(f"CUDA-graph capture and the sampler warm-up need room in the {pl.headroom_gib:.2f} GiB left "
+                       "outside vLLM's budget")
+        reasons["gpu_memory_utilization"] = f"{p.gpu_memory_utilization}: lowered from {util}: " + "; and ".join(why)
     reasons["max_num_batched_tokens"] = (f"{p.max_num_batched_tokens}: " + (
         "set by the tier" if "max_num_batched_tokens" in fx else
         "vLLM's default for this card; chunked prefill splits longer prompts"))
