@@ -12,7 +12,7 @@ planner's calibration; they are not in vLLM's source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 GiB = 1024**3
 
@@ -95,9 +95,15 @@ class Rules:
         return 2048, 256
 
 
-def era_rules(v: tuple[int, int, int]) -> Rules:
-    """The rule set of release `v` (parsed; rentstack.plan.rules.rules_for is the entry point)."""
-    v0 = v < (0, 8, 0)
+def era_rules(v: tuple[int, int, int], v0_engine: bool = False) -> Rules:
+    """The rule set of release `v` (parsed; rentstack.plan.rules.rules_for is the entry point).
+
+    v0_engine: a V1-era release running its V0 engine, as 0.8.0–0.10.1 do on pre-Ampere cards.
+    Those starts get V0's worker accounting: non-torch growth since its own snapshot (not the
+    whole device), its sampler peak, no free-memory check or CUDA-graph budget, KV capacity
+    logged as blocks. Logged on V100 / T4 / RTX 2060 / 2080 Ti with 0.8.2–0.8.5 (consumer
+    records c14, c16–c18, c20): non-torch 0.04–0.09 GiB on one card, 0.20 with TP4 over PCIe."""
+    v0 = v < (0, 8, 0) or v0_engine
     if v0:
         sampler = 38.0
     elif v < (0, 10, 2):
@@ -115,11 +121,12 @@ def era_rules(v: tuple[int, int, int]) -> Rules:
     return Rules(
         version=v,
         engine="v0" if v0 else "v1",
-        caps_whole_gpu=v <= (0, 6, 4) or (0, 8, 0) <= v <= (0, 9, 0),
-        checks_free_memory=v >= (0, 9, 1),
-        budgets_cuda_graphs=v >= (0, 20, 0),
+        # ≤0.6.4: the V0 worker charged the whole device; 0.8.0–0.9.0: the V1 worker did.
+        caps_whole_gpu=v <= (0, 6, 4) or (not v0 and (0, 8, 0) <= v <= (0, 9, 0)),
+        checks_free_memory=not v0 and v >= (0, 9, 1),
+        budgets_cuda_graphs=not v0 and v >= (0, 20, 0),
         sampler_bytes=sampler,
-        tokens_from_concurrency=v >= (0, 21, 0),
+        tokens_from_concurrency=not v0 and v >= (0, 21, 0),
         big_card_defaults=v >= (0, 8, 5),
         huge_card_defaults=v >= (0, 32, 0),
         non_torch_single_gib=nt_single,
@@ -131,17 +138,6 @@ def era_rules(v: tuple[int, int, int]) -> Rules:
         # change for 0.21. 0.9 before.
         default_gpu_memory_utilization=0.92 if v >= (0, 21, 0) else 0.9,
     )
-
-
-def v0_fallback(r: Rules) -> Rules:
-    """A V1-era release running its V0 engine (pre-Ampere cards before 0.10.2): V0's worker
-    accounting — non-torch growth since its own snapshot, not the whole device; its sampler
-    peak; no free-memory check or CUDA-graph budget; KV capacity logged as blocks. Logged on
-    V100 / T4 / RTX 2060 / 2080 Ti with 0.8.2–0.8.5 (consumer records c14, c16–c18, c20):
-    non-torch 0.04–0.09 GiB on one card, 0.20 with TP4 over PCIe."""
-    return replace(r, engine="v0", caps_whole_gpu=False, checks_free_memory=False, budgets_cuda_graphs=False,
-                   sampler_bytes=38.0, tokens_from_concurrency=False, non_torch_single_gib=0.03,
-                   non_torch_pcie_gib=0.22)
 
 
 def cuda_graph_sizes(max_num_seqs: int) -> list[int]:

@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 
 from rentstack.errors import RentstackError
-from rentstack.plan.accounting import Rules, era_rules, v0_fallback
+from rentstack.plan.accounting import Rules, era_rules
 from rentstack.versions import VLLM_VERSION
 
 OLDEST = (0, 5, 0)
@@ -50,10 +50,7 @@ def rules_for(version: str, pre_ampere: bool = False) -> Rules:
     v = parse_version(version)
     if v < OLDEST:
         raise RentstackError(f"vllm_version {version} is older than 0.5, which the planner does not model; use ≥0.6")
-    rules = era_rules(v)
-    if pre_ampere and rules.engine == "v1" and v < V1_ON_PRE_AMPERE:
-        return v0_fallback(rules)
-    return rules
+    return era_rules(v, v0_engine=pre_ampere and v < V1_ON_PRE_AMPERE)
 
 
 def known_rules(version: str | None) -> Rules | None:
