@@ -289,19 +289,8 @@ def _running_all(ctx: Ctx, view: View, progs: tuple[runners.Program, ...]) -> bo
     return view.read(command_fact("router_running", command, parse_ok))
 
 
-def health_command(bind: str, port: int) -> str:
-    """One GET /health at the router's front door, from the router host (python3: curl may be absent)."""
-    code = ("import urllib.request; urllib.request.urlopen("
-            f"'http://{_url_host(probe_host(bind))}:{int(port)}/health', timeout=3)")
-    return f"python3 -c {shlex.quote(code)} >/dev/null 2>&1"
-
-
 def _front_healthy(plan: HostRouterPlan, view: View) -> bool:
-    return view.read(command_fact("router_health", health_command(plan.bind, plan.front_port), parse_ok))
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+    return view.read(command_fact("router_health", runners.health_probe(plan.front_port, probe_host(plan.bind)), parse_ok))
 
 
 def _stop_command(ctx: Ctx, peer_count: int) -> str:
@@ -565,7 +554,7 @@ def status_lines(ctx: Ctx, view: View) -> tuple[bool, list[str]]:
         alive[slug] = view.read(command_fact("router_running", runners.native_running(ctx.layout, ctx.tier.name, slug),
                                              parse_ok))
     healthy = alive["router"] and alive["router-front"] and view.read(
-        command_fact("router_health", health_command(bind, front), parse_ok))
+        command_fact("router_health", runners.health_probe(front, probe_host(bind)), parse_ok))
     lines.append(f"  router: {'healthy' if healthy else 'running, not healthy' if alive['router'] else 'not running'}; "
                  f"front door {bind}:{front} over {1 + len(peers)} replicas, policy {state.get('policy')}")
     for i, peer in enumerate(peers, 1):

@@ -210,9 +210,11 @@ def native_running(layout: Layout, tier: str, slug: str = "vllm") -> str:
     return f"test -f {pid} && kill -0 \"$(cat {pid})\" 2>/dev/null"
 
 
-def health_probe(port: int) -> str:
-    """One /health request with the host's python3 (curl may be absent on a fresh host)."""
-    code = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{int(port)}/health', timeout=3)"
+def health_probe(port: int, host: str = "127.0.0.1") -> str:
+    """One /health request with the host's python3 (curl may be absent on a fresh host), to
+    `host` (an address; IPv6 is bracketed for the URL)."""
+    where = f"[{host}]" if ":" in host else host
+    code = f"import urllib.request; urllib.request.urlopen('http://{where}:{int(port)}/health', timeout=3)"
     return f"python3 -c {q(code)} >/dev/null 2>&1"
 
 
